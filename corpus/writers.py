@@ -1,0 +1,115 @@
+"""Writers: the cleaned shards, and the work shards plus index that carry documents between passes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import orjson
+from datatrove.data import DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+
+from corpus.base import length_bucket, utf8_len
+from corpus.config import ExactDedupConfig
+from corpus.exact_dedup import text_fingerprint
+from corpus.io import RecordSink, atomic_write_bytes, record_to_document
+from corpus.langid import document_language
+
+SHARD_PREFIX = "shard-"
+
+
+def shard_path(output_dir: str | Path, rank: int, fmt: str) -> Path:
+    return Path(output_dir) / f"{SHARD_PREFIX}{rank:05d}.{fmt}"
+
+
+class ShardWriter(PipelineStep):
+    """Writes the documents of one task to `shard-<rank>.<format>` (atomically); counts what leaves."""
+
+    name = "write"
+    type = "corpusloop"
+
+    def __init__(self, output_dir: str | Path, fmt: str):
+        super().__init__()
+        self.output_dir = str(output_dir)
+        self.fmt = fmt
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        sink = RecordSink(shard_path(self.output_dir, rank, self.fmt), self.fmt)
+        for doc in data:
+            with self.track_time():
+                sink.write_document(doc)
+            self.stat_update("docs_out")
+            self.stat_update("bytes_out", value=utf8_len(doc.text))
+            self.stat_update(length_bucket(len(doc.text)))
+            yield doc
+        sink.close()
+
+
+class WorkShardWriter(PipelineStep):
+    """End of the first pass: writes each task's surviving documents to `_work/docs/<rank>.jsonl` and an
+    index (`_work/index/<rank>.npz`: text hash and language per document) for the planning pass."""
+
+    name = "work_write"
+    type = "corpusloop"
+
+    def __init__(self, work_dir: str | Path, dedup: ExactDedupConfig):
+        super().__init__()
+        self.work_dir = str(work_dir)
+        self.dedup = dedup
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        work = Path(self.work_dir)
+        sink = RecordSink(work / "docs" / f"{rank:05d}.jsonl", "jsonl")
+        hashes: list[tuple[int, int]] = []
+        langs: list[str] = []
+        for doc in data:
+            with self.track_time():
+                hashes.append(text_fingerprint(doc.text, self.dedup))
+                langs.append(document_language(doc) or "und")
+                sink.write_document(doc)
+            self.stat_update("docs_out")
+            yield doc
+        sink.close()
+        buf = _npz_bytes(np.array(hashes, dtype=np.uint64).reshape(-1, 2), np.array(langs, dtype="U16"))
+        atomic_write_bytes(work / "index" / f"{rank:05d}.npz", buf)
+
+
+def _npz_bytes(hashes: np.ndarray, langs: np.ndarray) -> bytes:
+    import io
+
+    out = io.BytesIO()
+    np.savez(out, hashes=hashes, langs=langs)
+    return out.getvalue()
+
+
+def load_index(work_dir: str | Path, rank: int) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(Path(work_dir) / "index" / f"{rank:05d}.npz", allow_pickle=False) as z:
+        return z["hashes"], z["langs"]
+
+
+class WorkShardReader(PipelineStep):
+    """Start of the second pass: reads back one task's work shard, in the order it was written."""
+
+    name = "work_read"
+    type = "corpusloop"
+
+    def __init__(self, work_dir: str | Path):
+        super().__init__()
+        self.work_dir = str(work_dir)
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        path = Path(self.work_dir) / "docs" / f"{rank:05d}.jsonl"
+        if not path.exists():  # the task kept no document in the first pass
+            return
+        with open(path, "rb") as f:
+            for line in f:
+                yield record_to_document(orjson.loads(line))

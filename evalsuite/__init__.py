@@ -1,0 +1,1 @@
+"""corpusloop's evaluation suite (lm-evaluation-harness at its core)."""

@@ -1,0 +1,1 @@
+"""corpusloop's training API; methods are plugins found through Python entry points."""
