@@ -115,8 +115,8 @@ def _cjk_overrides() -> dict[str, Any]:
         },
         "gopher_repetition": {
             "char_ngrams": True,  # a Chinese word is about two characters: n doubled
-            "top_n_grams": [(4, 0.2), (6, 0.18), (8, 0.16)],
-            "dup_n_grams": [(10, 0.15), (12, 0.14), (14, 0.13), (16, 0.12), (18, 0.11), (20, 0.10)],
+            "top_n_grams": [[4, 0.2], [6, 0.18], [8, 0.16]],
+            "dup_n_grams": [[10, 0.15], [12, 0.14], [14, 0.13], [16, 0.12], [18, 0.11], [20, 0.10]],
         },
         "fineweb": {"short_line_length": 10},
     }
@@ -133,6 +133,16 @@ class HeuristicsConfig(HeuristicRules):
     languages: dict[str, dict[str, Any]] = Field(
         default_factory=lambda: {lang: _cjk_overrides() for lang in ("zh", "ja", "ko", "th")}
     )
+
+    @field_validator("languages", mode="before")
+    @classmethod
+    def _merge_with_builtin(cls, value: Any) -> Any:
+        # a user's `languages` adds to the built-in no-space-script overrides instead of replacing them;
+        # `zh: null` removes one
+        if not isinstance(value, dict):
+            return value
+        merged = _deep_merge({lang: _cjk_overrides() for lang in ("zh", "ja", "ko", "th")}, value)
+        return {lang: rules for lang, rules in merged.items() if rules is not None}
 
     @model_validator(mode="after")
     def _check_overrides(self) -> "HeuristicsConfig":
