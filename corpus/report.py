@@ -60,14 +60,14 @@ function legend(id, names) {
 function hbars(id, rows, series) {
   const box = document.getElementById(id);
   if (!rows.length) { box.textContent = "nothing to show"; box.dataset.drawn = "empty"; return; }
-  const barH = 12, gap = 8, labelW = 190, width = 440;
+  const barH = 12, gap = 8, labelW = 270, width = 400;
   const groupH = series.length * barH + gap;
   const svg = el("svg", {width: "100%", viewBox: `0 0 ${width + labelW + 60} ${rows.length * groupH + 4}`}, box);
   const max = Math.max(1, ...rows.flatMap(r => r.values));
   rows.forEach((r, i) => {
     const y = i * groupH + 2;
     const t = el("text", {x: labelW - 6, y: y + (series.length * barH) / 2 + 4, "text-anchor": "end"}, svg);
-    t.textContent = r.label.length > 32 ? r.label.slice(0, 31) + "…" : r.label;
+    t.textContent = r.label.length > 46 ? r.label.slice(0, 45) + "…" : r.label;
     r.values.forEach((v, j) => {
       const w = Math.max(v > 0 ? 1 : 0, (v / max) * width);
       const rect = el("rect", {x: labelW, y: y + j * barH, width: w, height: barH - 2, fill: COLORS[j], rx: 2}, svg);
