@@ -64,7 +64,7 @@ class LanguageBalancer(CorpusStep):
         for doc in data:
             n_bytes = self.count_in(doc)
             lang = (doc.metadata.get("langid") or {}).get("lang", UNKNOWN)
-            self.stat_update(f"lang_in/{lang}")
+            self.count(f"lang_in/{lang}")
             with self.track_time():
                 n = self.copies(doc)
             if n == 0:
@@ -73,7 +73,8 @@ class LanguageBalancer(CorpusStep):
             for copy in range(n):
                 out = doc if copy == 0 else Document(text=doc.text, id=doc.id, metadata=dict(doc.metadata))
                 out.metadata["balance"] = {"rate": round(self.rates.get(lang, 1.0), 6), "copy": copy}
-                self.stat_update(f"lang_out/{lang}")
+                self.count(f"lang_out/{lang}")
                 self.count_out(out, n_bytes)
                 yield out
         sink.close()
+        self.flush_counts()

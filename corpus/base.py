@@ -8,6 +8,7 @@ writing removed documents with the step and reason to `removed/<step>/`) lives h
 from __future__ import annotations
 
 import math
+from collections import Counter
 from pathlib import Path
 
 import datatrove.executor.base as _executor_base
@@ -38,18 +39,34 @@ def length_bucket(n_chars: int) -> str:
     return f"len/{2 ** math.ceil(math.log2(n_chars))}"
 
 
-class CorpusStep(PipelineStep):
+class NamedStep(PipelineStep):
+    """A datatrove step known by its plain name (the name stats.json and the report use)."""
+
+    name: str = "step"
+    type = "corpusloop"
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def count(self, label: str, value: int = 1) -> None:
+        """Add to a counter; kept locally and handed to datatrove's stats once per task (`flush_counts`),
+        because datatrove's per-call `stat_update` (running mean and variance) costs more than many steps."""
+        counts = self.__dict__.setdefault("_counts", Counter())
+        counts[label] += value
+
+    def flush_counts(self) -> None:
+        for label, value in sorted(self.__dict__.pop("_counts", Counter()).items()):
+            self.stat_update(label, value=value)
+
+
+class CorpusStep(NamedStep):
     """A named, counted step; removed documents go to `removed/<name>/<rank>.jsonl.gz` with their reason."""
 
     name: str = "step"  # the registry name: `normalize`, `heuristics`, ...
-    type = "corpusloop"
 
     def __init__(self, output_dir: str | Path):
         super().__init__()
         self.output_dir = str(output_dir)
-
-    def __repr__(self) -> str:
-        return self.name
 
     def apply(self, doc: Document) -> bool | tuple[bool, str]:
         """Keep (True) or remove (False, reason) one document; may modify it or its metadata."""
@@ -59,19 +76,20 @@ class CorpusStep(PipelineStep):
         return RecordSink(Path(self.output_dir) / "removed" / self.name / f"{rank:05d}.jsonl.gz", "jsonl.gz")
 
     def remove(self, doc: Document, reason: str, sink: RecordSink) -> None:
-        self.stat_update("docs_removed", f"removed/{reason}")
+        self.count("docs_removed")
+        self.count(f"removed/{reason}")
         doc.metadata["removed_by"] = {"step": self.name, "reason": reason}
         sink.write_document(doc)
 
     def count_in(self, doc: Document) -> int:
         n_bytes = utf8_len(doc.text)
-        self.stat_update("docs_in")
-        self.stat_update("bytes_in", value=n_bytes)
+        self.count("docs_in")
+        self.count("bytes_in", n_bytes)
         return n_bytes
 
     def count_out(self, doc: Document, n_bytes: int | None = None) -> None:
-        self.stat_update("docs_out")
-        self.stat_update("bytes_out", value=utf8_len(doc.text) if n_bytes is None else n_bytes)
+        self.count("docs_out")
+        self.count("bytes_out", utf8_len(doc.text) if n_bytes is None else n_bytes)
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         sink = self.removed_sink(rank)
@@ -87,3 +105,4 @@ class CorpusStep(PipelineStep):
                 reason = verdict[1] if isinstance(verdict, tuple) else "removed"
                 self.remove(doc, reason, sink)
         sink.close()
+        self.flush_counts()

@@ -189,20 +189,21 @@ class HeuristicFilter(CorpusStep):
         rules = self.rules(document_language(doc))
         text = doc.text
         words = split_words(text)
-        if rules.gopher_repetition is not None:
-            if failed := gopher_repetition(text, words, rules.gopher_repetition):
-                return False, f"gopher_repetition/{failed}"
+        # the cheap linear rules run before the n-gram counting; a document must pass all of them anyway
         if rules.gopher_quality is not None:
             q = rules.gopher_quality
             stop_words = frozenset(q.stop_words if q.stop_words is not None else STOP_WORDS)
             if failed := gopher_quality(text, words, q, stop_words):
                 return False, f"gopher_quality/{failed}"
+        if rules.gopher_repetition is not None:
+            if failed := gopher_repetition(text, words, rules.gopher_repetition):
+                return False, f"gopher_repetition/{failed}"
         if rules.c4 is not None:
             failed, kept = c4_lines(text, rules.c4)
             if failed:
                 return False, f"c4/{failed}"
             if kept != text:
-                self.stat_update("c4_lines_removed")
+                self.count("c4_lines_removed")
                 doc.text = text = kept
                 words = split_words(text)
         if rules.fineweb is not None:

@@ -87,7 +87,7 @@ class LanguageIdentifier(CorpusStep):
     def apply(self, doc: Document) -> bool | tuple[bool, str]:
         lang, score = self.predict(doc.text)
         doc.metadata["langid"] = {"lang": lang, "score": round(score, 4)}
-        self.stat_update(f"lang/{lang}")
+        self.count(f"lang/{lang}")
         if self.allow is not None and lang not in self.allow:
             return False, f"language_not_allowed/{lang}"
         if score < self.cfg.min_score:

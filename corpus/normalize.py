@@ -49,7 +49,7 @@ class Normalizer(CorpusStep):
     def apply(self, doc: Document) -> bool | tuple[bool, str]:
         text = self.normalize(doc.text)
         if text != doc.text:
-            self.stat_update("changed")
+            self.count("changed")
             doc.text = text
         if not text:
             return False, "empty_after_normalize"

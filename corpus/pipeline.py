@@ -246,7 +246,7 @@ def clean(
                  config.executor, on_progress)
     wall = time.perf_counter() - started
 
-    stats = collect_stats(out, splits, chosen, config, plan, wall)
+    stats = collect_stats(out, splits, tasks, chosen, config, plan, wall)
     stats_path = out / "stats.json"
     atomic_write_text(stats_path, json.dumps(stats, indent=2, ensure_ascii=False))
     report_path = write_report(stats, out / "report.html")

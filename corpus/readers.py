@@ -19,9 +19,8 @@ from typing import Any, Iterator
 import orjson
 
 from datatrove.data import Document, DocumentsPipeline
-from datatrove.pipeline.base import PipelineStep
 
-from corpus.base import length_bucket, utf8_len
+from corpus.base import NamedStep, length_bucket, utf8_len
 from corpus.config import ConfigError, ReaderConfig
 from corpus.io import RecordSink
 
@@ -140,11 +139,10 @@ def _open_binary(split: InputSplit) -> io.BufferedIOBase:
     return raw
 
 
-class CorpusReader(PipelineStep):
+class CorpusReader(NamedStep):
     """Reads the splits assigned to a task (split i goes to task i mod tasks) and yields Documents."""
 
     name = "read"
-    type = "corpusloop"
 
     def __init__(self, splits: list[InputSplit], cfg: ReaderConfig, output_dir: str | Path):
         super().__init__()
@@ -152,13 +150,11 @@ class CorpusReader(PipelineStep):
         self.cfg = cfg
         self.output_dir = str(output_dir)
 
-    def __repr__(self) -> str:
-        return self.name
-
     # -- rejects -------------------------------------------------------------------------------------
     def _reject(self, sink: RecordSink, split: InputSplit, line: int, reason: str, raw: Any) -> None:
         kind = reason.split(":")[0]
-        self.stat_update("rejected", f"rejected/{kind}")
+        self.count("rejected")
+        self.count(f"rejected/{kind}")
         record: dict[str, Any] = {"file": split.path, "line": line, "reason": reason}
         if isinstance(raw, bytes):
             try:
@@ -293,11 +289,12 @@ class CorpusReader(PipelineStep):
                         self._reject(rejects, split, line, str(reject), raw)
                         continue
                 n_chars = len(doc.text)
-                self.stat_update("docs_out")
-                self.stat_update("bytes_out", value=utf8_len(doc.text))
-                self.stat_update(length_bucket(n_chars))
+                self.count("docs_out")
+                self.count("bytes_out", utf8_len(doc.text))
+                self.count(length_bucket(n_chars))
                 yield doc
         rejects.close()
+        self.flush_counts()
 
 
 def split_summary(splits: list[InputSplit]) -> dict[str, int]:

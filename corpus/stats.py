@@ -38,7 +38,7 @@ def _histogram(counters: dict[str, float]) -> dict[str, int]:
     return {k: items[k] for k in sorted(items, key=int)}
 
 
-def collect_stats(out: Path, splits: list[InputSplit], steps: list[str], config: CleanConfig,
+def collect_stats(out: Path, splits: list[InputSplit], tasks: int, steps: list[str], config: CleanConfig,
                   plan: dict | None, wall_seconds: float) -> dict:
     """Assemble the run's statistics: per step counts, removals, languages, lengths, throughput."""
     logs = out / "_work" / "logs"
@@ -85,7 +85,7 @@ def collect_stats(out: Path, splits: list[InputSplit], steps: list[str], config:
     return {
         "corpusloop_version": __version__,
         "steps_run": steps,
-        "tasks": len({s for s in splits}) if config.executor.tasks is None else config.executor.tasks,
+        "tasks": tasks,
         "workers": config.executor.workers,
         "executor": config.executor.kind,
         "input": input_summary,

@@ -7,9 +7,8 @@ from pathlib import Path
 import numpy as np
 import orjson
 from datatrove.data import DocumentsPipeline
-from datatrove.pipeline.base import PipelineStep
 
-from corpus.base import length_bucket, utf8_len
+from corpus.base import NamedStep, length_bucket, utf8_len
 from corpus.config import ExactDedupConfig
 from corpus.exact_dedup import text_fingerprint
 from corpus.io import RecordSink, atomic_write_bytes, record_to_document
@@ -22,46 +21,39 @@ def shard_path(output_dir: str | Path, rank: int, fmt: str) -> Path:
     return Path(output_dir) / f"{SHARD_PREFIX}{rank:05d}.{fmt}"
 
 
-class ShardWriter(PipelineStep):
+class ShardWriter(NamedStep):
     """Writes the documents of one task to `shard-<rank>.<format>` (atomically); counts what leaves."""
 
     name = "write"
-    type = "corpusloop"
 
     def __init__(self, output_dir: str | Path, fmt: str):
         super().__init__()
         self.output_dir = str(output_dir)
         self.fmt = fmt
 
-    def __repr__(self) -> str:
-        return self.name
-
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         sink = RecordSink(shard_path(self.output_dir, rank, self.fmt), self.fmt)
         for doc in data:
             with self.track_time():
                 sink.write_document(doc)
-            self.stat_update("docs_out")
-            self.stat_update("bytes_out", value=utf8_len(doc.text))
-            self.stat_update(length_bucket(len(doc.text)))
+            self.count("docs_out")
+            self.count("bytes_out", utf8_len(doc.text))
+            self.count(length_bucket(len(doc.text)))
             yield doc
         sink.close()
+        self.flush_counts()
 
 
-class WorkShardWriter(PipelineStep):
+class WorkShardWriter(NamedStep):
     """End of the first pass: writes each task's surviving documents to `_work/docs/<rank>.jsonl` and an
     index (`_work/index/<rank>.npz`: text hash and language per document) for the planning pass."""
 
     name = "work_write"
-    type = "corpusloop"
 
     def __init__(self, work_dir: str | Path, dedup: ExactDedupConfig):
         super().__init__()
         self.work_dir = str(work_dir)
         self.dedup = dedup
-
-    def __repr__(self) -> str:
-        return self.name
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         work = Path(self.work_dir)
@@ -73,9 +65,10 @@ class WorkShardWriter(PipelineStep):
                 hashes.append(text_fingerprint(doc.text, self.dedup))
                 langs.append(document_language(doc) or "und")
                 sink.write_document(doc)
-            self.stat_update("docs_out")
+            self.count("docs_out")
             yield doc
         sink.close()
+        self.flush_counts()
         buf = _npz_bytes(np.array(hashes, dtype=np.uint64).reshape(-1, 2), np.array(langs, dtype="U16"))
         atomic_write_bytes(work / "index" / f"{rank:05d}.npz", buf)
 
@@ -93,18 +86,14 @@ def load_index(work_dir: str | Path, rank: int) -> tuple[np.ndarray, np.ndarray]
         return z["hashes"], z["langs"]
 
 
-class WorkShardReader(PipelineStep):
+class WorkShardReader(NamedStep):
     """Start of the second pass: reads back one task's work shard, in the order it was written."""
 
     name = "work_read"
-    type = "corpusloop"
 
     def __init__(self, work_dir: str | Path):
         super().__init__()
         self.work_dir = str(work_dir)
-
-    def __repr__(self) -> str:
-        return self.name
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         path = Path(self.work_dir) / "docs" / f"{rank:05d}.jsonl"
