@@ -80,11 +80,11 @@ def stock_datatrove(inputs: list[Path], work: Path) -> tuple[float, int]:
     return seconds, kept
 
 
-def corpusloop(inputs: list[Path], out: Path, steps: list[str] | None) -> tuple[float, dict]:
+def corpusloop(inputs: list[Path], out: Path, steps: list[str] | None, config: Path | None = None) -> tuple[float, dict]:
     from corpus.config import load_config
     from corpus.pipeline import clean
 
-    cfg = load_config(overrides={"executor": {"workers": 1}})
+    cfg = load_config(config, overrides={"executor": {"workers": 1}})
     start = time.perf_counter()
     result = clean([str(p) for p in inputs], out, cfg, steps)
     return time.perf_counter() - start, result.stats
@@ -94,6 +94,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N lines of each corpus")
+    parser.add_argument("--config", type=Path, help="config of the full-pipeline run (e.g. a balancing target)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-clean-"))
     try:
@@ -116,7 +117,7 @@ def main() -> None:
 
         dt_seconds, dt_kept = stock_datatrove(inputs, work)
         ours_seconds, ours = corpusloop(inputs, work / "ours", ["normalize", "langid", "heuristics"])
-        full_seconds, full = corpusloop(inputs, work / "full", None)
+        full_seconds, full = corpusloop(inputs, work / "full", None, args.config)
 
         rows = [
             ("stock datatrove 0.10.1 (same steps)", dt_seconds, dt_kept),
