@@ -16,18 +16,25 @@ from datatrove.data import Document, DocumentsPipeline
 
 from corpus.base import CorpusStep
 from corpus.config import BalanceConfig
-
-UNKNOWN = "und"
+from corpus.langid import document_language
 
 
 def balance_rates(counts: dict[str, int], cfg: BalanceConfig) -> dict[str, float]:
-    """Sampling rate per language: below 1 down-samples, above 1 repeats (capped by `max_upsample`)."""
+    """Sampling rate per language: below 1 down-samples, above 1 repeats (capped by `max_upsample`).
+
+    `proportions` are met exactly (unlisted languages keep rate 1); `temperature` is a soft target: the
+    output keeps the input's size and languages that would need more than `max_upsample` are capped.
+    """
     rates = {lang: 1.0 for lang in counts}
     if cfg.mode == "proportions":
-        listed = {lang: p for lang, p in (cfg.proportions or {}).items() if counts.get(lang, 0) > 0}
-        pool = sum(counts[lang] for lang in listed)
+        listed = {lang: p for lang, p in (cfg.proportions or {}).items() if counts.get(lang, 0) > 0 and p > 0}
         weight = sum(listed.values())
-        targets = {lang: p / weight * pool for lang, p in listed.items()} if weight > 0 else {}
+        shares = {lang: p / weight for lang, p in listed.items()}
+        # the largest output that meets the proportions exactly without repeating any language more than
+        # `max_upsample` times, and no larger than the input
+        total = min([sum(counts[lang] for lang in listed)] +
+                    [cfg.max_upsample * counts[lang] / share for lang, share in shares.items()])
+        targets = {lang: share * total for lang, share in shares.items()}
     else:
         eligible = {lang: n for lang, n in counts.items() if n > 0 and n >= cfg.min_docs}
         pool = sum(eligible.values())
@@ -53,8 +60,7 @@ class LanguageBalancer(CorpusStep):
         self.cfg = cfg
         self.rates = rates
 
-    def copies(self, doc: Document) -> int:
-        lang = (doc.metadata.get("langid") or {}).get("lang", UNKNOWN)
+    def copies(self, doc: Document, lang: str) -> int:
         rate = self.rates.get(lang, 1.0)
         whole, frac = math.floor(rate), rate - math.floor(rate)
         return whole + (1 if sampling_key(doc.id, doc.text, self.cfg.seed) < frac else 0)
@@ -63,10 +69,10 @@ class LanguageBalancer(CorpusStep):
         sink = self.removed_sink(rank)
         for doc in data:
             n_bytes = self.count_in(doc)
-            lang = (doc.metadata.get("langid") or {}).get("lang", UNKNOWN)
+            lang = document_language(doc)
             self.count(f"lang_in/{lang}")
             with self.track_time():
-                n = self.copies(doc)
+                n = self.copies(doc, lang)
             if n == 0:
                 self.remove(doc, f"downsampled/{lang}", sink)
                 continue

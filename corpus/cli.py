@@ -24,7 +24,7 @@ console = Console()
 
 
 def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -88,8 +88,8 @@ def clean(
     console.print(
         f"[green]done[/]: {first['docs_in']} documents read, {s['rejected_total']} rejected, "
         f"{s['removed_total']} removed, {s['output']['docs']} written to {len(s['output']['shards'])} shards "
-        f"in {s['throughput']['wall_seconds']:.1f}s", highlight=False)
-    console.print(f"stats:  {result.stats_path}\nreport: {result.report_path}", highlight=False)
+        f"in {s['throughput']['wall_seconds']:.1f}s", highlight=False, soft_wrap=True)
+    console.print(f"stats:  {result.stats_path}\nreport: {result.report_path}", highlight=False, soft_wrap=True)
 
 
 @app.command("steps")

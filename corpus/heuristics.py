@@ -178,9 +178,9 @@ class HeuristicFilter(CorpusStep):
     def __init__(self, cfg: HeuristicsConfig, output_dir: str | Path):
         super().__init__(output_dir)
         self.cfg = cfg
-        self._rules: dict[str | None, HeuristicRules] = {}
+        self._rules: dict[str, HeuristicRules] = {}
 
-    def rules(self, lang: str | None) -> HeuristicRules:
+    def rules(self, lang: str) -> HeuristicRules:
         if lang not in self._rules:
             self._rules[lang] = self.cfg.rules_for(lang)
         return self._rules[lang]

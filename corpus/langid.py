@@ -100,9 +100,12 @@ class LanguageIdentifier(CorpusStep):
         return state
 
 
-def document_language(doc: Document) -> str | None:
-    """The language of a document: the langid step's label, or a script-based guess when langid is off."""
+UNKNOWN_LANGUAGE = "und"
+
+
+def document_language(doc: Document) -> str:
+    """The language of a document: the langid step's label, else a guess from the script, else `und`."""
     label = doc.metadata.get("langid")
-    if isinstance(label, dict):
-        return label.get("lang")
-    return script_language(doc.text)
+    if isinstance(label, dict) and label.get("lang"):
+        return label["lang"]
+    return script_language(doc.text) or UNKNOWN_LANGUAGE

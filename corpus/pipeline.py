@@ -90,12 +90,17 @@ def _claim_output(out: Path, fingerprint: str, overwrite: bool) -> None:
 
 def _executor(pipeline: list, tasks: int, logs: Path, cfg: ExecutorConfig):
     if cfg.kind == "ray":
-        import ray
-        from datatrove.executor import RayPipelineExecutor
-
+        try:
+            import ray
+            from datatrove.executor import RayPipelineExecutor
+        except ImportError:
+            raise ConfigError("executor 'ray' needs Ray: pip install -c constraints.txt 'corpusloop[ray]'") from None
         if not ray.is_initialized():
-            ray.init(address=cfg.ray_address, num_cpus=None if cfg.ray_address else cfg.workers,
-                     log_to_driver=False, include_dashboard=False)
+            address = cfg.ray_address or os.environ.get("RAY_ADDRESS")
+            if address:  # join an existing cluster with the resources it has
+                ray.init(address=address, log_to_driver=False)
+            else:  # a local Ray instance on this machine, sized to --workers
+                ray.init(num_cpus=cfg.workers, log_to_driver=False, include_dashboard=False)
         return RayPipelineExecutor(pipeline, tasks=tasks, workers=cfg.workers, logging_dir=str(logs),
                                    cpus_per_task=cfg.cpus_per_task, mem_per_cpu_gb=cfg.mem_per_cpu_gb)
     if cfg.kind == "slurm":

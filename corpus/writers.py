@@ -63,7 +63,7 @@ class WorkShardWriter(NamedStep):
         for doc in data:
             with self.track_time():
                 hashes.append(text_fingerprint(doc.text, self.dedup))
-                langs.append(document_language(doc) or "und")
+                langs.append(document_language(doc))
                 sink.write_document(doc)
             self.count("docs_out")
             yield doc

@@ -119,3 +119,11 @@ def test_sigkill_then_rerun_gives_the_same_bytes_as_an_unbroken_run(tmp_path: Pa
     assert resumed.returncode == 0, resumed.stderr
     assert not list(out.rglob("*.tmp"))
     assert output_files(out) == output_files(tmp_path / "ref")
+
+
+def test_balance_without_langid_falls_back_to_the_script(tmp_path: Path):
+    cfg = load_config(overrides={"balance": {"mode": "proportions", "proportions": {"zh": 1, "und": 1}}})
+    result = clean(INPUTS, tmp_path / "o", cfg, steps=["balance"])
+    before, after = result.stats["languages"]["before_balance"], result.stats["languages"]["after_balance"]
+    assert before["zh"] == 300 and before["und"] == 527  # Chinese by its script, the rest unknown
+    assert abs(after["und"] - after["zh"]) < 30  # proportions 1:1 by down-sampling the larger side

@@ -39,6 +39,7 @@ def test_cli_fails_fast_with_one_line_reason(tmp_path: Path):
     r = run_cli("clean", str(tmp_path / "missing.jsonl"), "--output", str(tmp_path / "o"))
     assert r.returncode == 2
     assert "input not found" in r.stderr and "missing.jsonl" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
     bad = tmp_path / "bad.yaml"
     bad.write_text("executor:\n  workers: 0\n")
     r = run_cli("clean", str(ROOT / "corpus/data/sample/web_zh.jsonl"), "-o", str(tmp_path / "o"), "-c", str(bad))

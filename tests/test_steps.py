@@ -86,3 +86,10 @@ def test_balancer_reaches_the_target_mix_deterministically(tmp_path: Path):
     assert abs(en - 9000) < 300 and abs(zh - 5000) < 200
     again = list(LanguageBalancer(BalanceConfig(max_upsample=3), rates, tmp_path / "b").run(iter(docs), 0, 1))
     assert [(d.id, d.metadata["balance"]["copy"]) for d in again] == [(d.id, d.metadata["balance"]["copy"]) for d in out]
+
+
+def test_proportions_are_met_exactly_by_downsampling_when_upsampling_is_capped():
+    rates = balance_rates({"en": 9000, "zh": 1000, "fr": 50}, BalanceConfig(mode="proportions", proportions={"en": 1, "zh": 1}))
+    assert rates == {"en": 1000 / 9000, "zh": 1.0, "fr": 1.0}
+    rates = balance_rates({"en": 1006, "zh": 9574}, BalanceConfig(mode="proportions", proportions={"en": 1, "zh": 1}, max_upsample=3))
+    assert abs(rates["en"] - 3.0) < 1e-9 and abs(rates["zh"] * 9574 - 3018) < 1e-6
