@@ -1,0 +1,90 @@
+"""Compare two evaluation runs metric by metric, and gate on regressions.
+
+Reads lm-evaluation-harness results files (`results_*.json`, or a folder holding them): the `results`
+section maps each task to `"<metric>,<filter>": value` pairs, with `_stderr` entries beside them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+# metrics where lower is better; every other metric is taken as higher-is-better
+LOWER_IS_BETTER = ("perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte", "ter", "loss")
+
+
+class ResultsError(ValueError):
+    """A results file that cannot be read as lm-eval output."""
+
+
+@dataclass(frozen=True)
+class MetricChange:
+    """One metric of one task in both runs."""
+
+    task: str
+    metric: str
+    baseline: float
+    candidate: float
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.metric.split(",")[0] in LOWER_IS_BETTER
+
+    @property
+    def relative_change(self) -> float:
+        """Signed relative change, positive when the candidate is better."""
+        if self.baseline == 0:
+            return 0.0 if self.candidate == 0 else float("inf") * (1 if self.candidate > 0 else -1)
+        change = (self.candidate - self.baseline) / abs(self.baseline)
+        return -change if self.lower_is_better else change
+
+
+def results_file(path: str | Path) -> Path:
+    """The results JSON of a run: the file itself, or the newest `results*.json` under a folder."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    if p.is_dir():
+        found = sorted(p.rglob("results*.json"), key=lambda q: (q.stat().st_mtime, str(q)))
+        if found:
+            return found[-1]
+        raise ResultsError(f"{p}: no results*.json in this folder")
+    raise ResultsError(f"{p}: no such file or folder")
+
+
+def load_metrics(path: str | Path) -> dict[tuple[str, str], float]:
+    """{(task, "metric,filter"): value} of an lm-eval results file; stderr entries and aliases left out."""
+    file = results_file(path)
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ResultsError(f"{file}: line {e.lineno}: not valid JSON ({e.msg})") from None
+    results = data.get("results") if isinstance(data, dict) else None
+    if not isinstance(results, dict):
+        raise ResultsError(f"{file}: no 'results' section; is this an lm-evaluation-harness results file?")
+    metrics = {}
+    for task, values in results.items():
+        for key, value in (values or {}).items():
+            if key == "alias" or "_stderr" in key or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            metrics[(task, key)] = float(value)
+    return metrics
+
+
+def compare_runs(baseline: str | Path, candidate: str | Path) -> list[MetricChange]:
+    """Every (task, metric) present in both runs, in task then metric order."""
+    a, b = load_metrics(baseline), load_metrics(candidate)
+    return [MetricChange(t, m, a[(t, m)], b[(t, m)]) for t, m in sorted(set(a) & set(b))]
+
+
+def regressions(changes: list[MetricChange], max_drop: float, metrics: list[str] | None = None) -> list[MetricChange]:
+    """The changes that got worse by more than `max_drop` (a fraction, 0.05 for 5%), among `metrics`
+    (names like `acc` or `task/acc`; all when None)."""
+    def watched(c: MetricChange) -> bool:
+        if not metrics:
+            return True
+        name = c.metric.split(",")[0]
+        return name in metrics or f"{c.task}/{name}" in metrics
+
+    return [c for c in changes if watched(c) and c.relative_change < -max_drop]
