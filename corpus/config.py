@@ -200,6 +200,42 @@ class ExactDedupConfig(_Section):
     collapse_whitespace: bool = True
 
 
+class MinhashConfig(_Section):
+    """MinHash LSH near-duplicate removal (see corpus/minhash.py)."""
+
+    enabled: bool = True
+    threshold: float = Field(0.6, gt=0, le=1, description="Jaccard of shingle sets from which two documents "
+                             "are near-duplicates (checked exactly when verify is on)")
+    num_perm: int = Field(112, ge=2, le=1024)
+    bands: int | None = Field(None, ge=1, description="None: derived with rows from threshold and num_perm")
+    rows: int | None = Field(None, ge=1)
+    word_ngram: int = Field(3, ge=1, description="shingle size in words, for space-delimited scripts")
+    char_ngram: int = Field(3, ge=1, description="shingle size in characters, for CJK and Thai")
+    lowercase: bool = True
+    strip_punctuation: bool = True
+    normalize_digits: bool = True
+    verify: bool = True  # exact Jaccard of each candidate pair before it is merged
+    keep: Literal["first", "longest"] = "first"
+    seed: int = 1
+
+    @model_validator(mode="after")
+    def _check_bands(self) -> "MinhashConfig":
+        if (self.bands is None) != (self.rows is None):
+            raise ValueError("set both bands and rows, or neither (then they are derived from threshold)")
+        if self.bands is not None and self.bands * self.rows > self.num_perm:
+            raise ValueError(f"bands x rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}")
+        return self
+
+    def bands_rows(self) -> tuple[int, int]:
+        """The LSH banding: the configured one, or the one that best separates pairs around `threshold`
+        (false negatives weighted 4x false positives, since verification removes false positives)."""
+        if self.bands is not None:
+            return self.bands, self.rows
+        from corpus.minhash import optimal_bands_rows
+
+        return optimal_bands_rows(self.threshold, self.num_perm, fp_weight=0.2, fn_weight=0.8)
+
+
 class OutputConfig(_Section):
     format: Literal["jsonl.gz", "jsonl", "parquet"] = "jsonl.gz"
     keep_work: bool = False  # keep intermediate shards in _work/ after success
@@ -224,6 +260,7 @@ class CleanConfig(_Section):
     langid: LangIdConfig = LangIdConfig()
     heuristics: HeuristicsConfig = HeuristicsConfig()
     exact_dedup: ExactDedupConfig = ExactDedupConfig()
+    minhash: MinhashConfig = MinhashConfig()
     balance: BalanceConfig = BalanceConfig()
     output: OutputConfig = OutputConfig()
     executor: ExecutorConfig = ExecutorConfig()

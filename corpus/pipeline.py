@@ -13,6 +13,7 @@ result is written last and atomically. So a killed run, re-run, gives the same b
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -25,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 from corpus.config import CleanConfig, ConfigError, ExecutorConfig
-from corpus.io import atomic_write_text
+from corpus.io import atomic_write_bytes, atomic_write_text
 from corpus.readers import CorpusReader, InputSplit, discover_inputs, plan_splits
 
 # name -> what it does; the order is the order steps run in. Reading and writing always run.
@@ -34,10 +35,11 @@ STEPS: dict[str, str] = {
     "langid": "fastText lid.176 language ID; metadata.langid = {lang, score}; optional allow-list",
     "heuristics": "Gopher repetition + quality, C4 and FineWeb rules with per-language defaults",
     "exact_dedup": "drop repeats of the same normalised text across all shards (first occurrence kept)",
+    "minhash": "MinHash LSH near-duplicate removal, word or character shingles by script, verified by exact Jaccard",
     "balance": "language balancing to a target mix by hash-based down-/capped up-sampling",
 }
 PASS_ONE = ("normalize", "langid", "heuristics")
-PASS_TWO = ("exact_dedup", "balance")
+PASS_TWO = ("exact_dedup", "minhash", "balance")
 
 
 @dataclass
@@ -149,11 +151,16 @@ def run_pass(name: str, pipeline: list, tasks: int, logs: Path, cfg: ExecutorCon
         on_progress(name, tasks, tasks)
 
 
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
+
+
 def plan_second_pass(work: Path, tasks: int, steps: list[str], config: CleanConfig) -> dict:
     """Find repeats across all tasks and the per-language sampling rates; written once, atomically."""
     from corpus.balance import balance_rates
     from corpus.exact_dedup import plan_duplicates
-    from corpus.io import atomic_write_bytes
     from corpus.writers import load_index
 
     plan_path = work / "plan.json"
@@ -165,11 +172,18 @@ def plan_second_pass(work: Path, tasks: int, steps: list[str], config: CleanConf
     else:
         keeps = [np.ones(len(h), dtype=bool) for h, _ in indexes]
     for rank, keep in enumerate(keeps):
-        import io
+        atomic_write_bytes(work / "keep" / f"{rank:05d}.npy", _npy_bytes(keep))
+    near = None
+    if "minhash" in steps:
+        from corpus.minhash import SignatureFile, plan_near_duplicates, signature_path
 
-        buf = io.BytesIO()
-        np.save(buf, keep)
-        atomic_write_bytes(work / "keep" / f"{rank:05d}.npy", buf.getvalue())
+        files = [SignatureFile.load(signature_path(work, rank)) for rank in range(tasks)]
+        near = plan_near_duplicates(files, keeps, config.minhash)
+        for rank in range(tasks):
+            buf = io.BytesIO()
+            np.savez(buf, keep=near.keep[rank], kept_id=near.kept_id[rank], size=near.cluster_size[rank])
+            atomic_write_bytes(work / "minhash_plan" / f"{rank:05d}.npz", buf.getvalue())
+        keeps = [k & n for k, n in zip(keeps, near.keep)]
     counts: dict[str, int] = {}
     for (_, langs), keep in zip(indexes, keeps):
         kept_langs, n = np.unique(langs[keep], return_counts=True)
@@ -178,7 +192,9 @@ def plan_second_pass(work: Path, tasks: int, steps: list[str], config: CleanConf
     counts = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
     rates = balance_rates(counts, config.balance) if "balance" in steps else {}
     plan = {
-        "duplicates": int(sum(len(k) - int(k.sum()) for k in keeps)),
+        "near_duplicates": None if near is None else {
+            "clusters": near.clusters, "removed": near.removed,
+            "candidate_pairs": near.candidate_pairs, "verified_pairs": near.verified_pairs},
         "languages_before_balance": counts,
         "rates": rates,
     }
@@ -199,6 +215,10 @@ def build_pass_one(splits: list[InputSplit], steps: list[str], config: CleanConf
         "heuristics": lambda: HeuristicFilter(config.heuristics, out),
     }
     pipeline += [makers[name]() for name in steps if name in PASS_ONE]
+    if "minhash" in steps:
+        from corpus.minhash import MinhashSignature
+
+        pipeline.append(MinhashSignature(config.minhash, out / "_work", out))
     if two_pass:
         pipeline.append(WorkShardWriter(out / "_work", config.exact_dedup))
     else:
@@ -214,6 +234,11 @@ def build_pass_two(steps: list[str], config: CleanConfig, out: Path, plan: dict)
     pipeline: list = [WorkShardReader(out / "_work")]
     if "exact_dedup" in steps:
         pipeline.append(ExactDedupFilter(out / "_work" / "keep", out))
+    if "minhash" in steps:
+        from corpus.minhash import MinhashFilter
+
+        exact_keep = out / "_work" / "keep" if "exact_dedup" in steps else None
+        pipeline.append(MinhashFilter(out / "_work" / "minhash_plan", exact_keep, out))
     if "balance" in steps:
         pipeline.append(LanguageBalancer(config.balance, plan["rates"], out))
     pipeline.append(ShardWriter(out, config.output.format))

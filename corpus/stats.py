@@ -49,7 +49,7 @@ def collect_stats(out: Path, splits: list[InputSplit], tasks: int, steps: list[s
     by_name: dict[str, dict[str, float]] = {}
     for merged in passes:
         for name, counters in merged.items():
-            if name in ("work_write", "work_read"):
+            if name in ("work_write", "work_read", "minhash_signature"):
                 continue
             if name == "write" and len(passes) > 1 and merged is passes[0]:
                 continue
@@ -93,6 +93,7 @@ def collect_stats(out: Path, splits: list[InputSplit], tasks: int, steps: list[s
         "rejected_total": int(read.get("rejected", 0)),
         "removed_total": int(sum(sum(row.get("removed", {}).values()) for row in table)),
         "languages": languages,
+        "near_duplicates": (plan or {}).get("near_duplicates"),
         "length_histogram": {"input": _histogram(read), "output": _histogram(write)},
         "output": {"docs": int(write.get("docs_out", 0)), "bytes": int(write.get("bytes_out", 0)), "shards": shards},
         "throughput": {

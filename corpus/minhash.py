@@ -1,0 +1,389 @@
+"""`minhash`: near-duplicate removal with MinHash LSH, script-aware, verified by exact Jaccard.
+
+Why our own code rather than datatrove's MinHash stages or datasketch: datatrove hashes shingles one by one
+in Python and fails on Chinese (no segmentation unless the language code is exactly `cmn`); datasketch
+updates one MinHash object per document. Here shingles are hashed once per token and combined into n-gram
+hashes with numpy, the permutations are a vectorised multiply-shift over whole batches of documents, and
+the banded index is clustered with union-find after checking each candidate pair's exact Jaccard.
+
+Flow inside `corpus clean` (see `corpus.pipeline`):
+  pass 1  `MinhashSignature` shingles each surviving document and writes, per task, its band keys and
+          shingle sets to `_work/minhash/<rank>.npz`;
+  plan    `plan_near_duplicates` reads the band keys one band at a time, verifies candidate pairs, clusters
+          them and picks the survivor of each cluster (keep policy);
+  pass 2  `MinhashFilter` removes the other members, recording the cluster (the kept document's id).
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import xxhash
+from datatrove.data import Document, DocumentsPipeline
+
+from corpus.base import CorpusStep
+from corpus.config import MinhashConfig
+from corpus.io import atomic_write_bytes
+from corpus.langid import document_language
+
+NO_SPACE_LANGUAGES = frozenset({"zh", "ja", "th", "wuu", "yue", "lo", "km", "my", "bo"})
+_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+_NGRAM_MULT = np.uint64(0x9E3779B97F4A7C15)
+_MAX_BATCH_SHINGLES = 1 << 16
+_PUNCT = re.compile(r"[^\w\s]|_")
+_DIGITS = re.compile(r"\d")
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser, vectorised: spreads the bits of every 64-bit value."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+class Shingler:
+    """Turns a text into its set of n-gram hashes: word n-grams, or character n-grams for scripts
+    without spaces; documents shorter than n tokens give one shingle of all their tokens."""
+
+    def __init__(self, cfg: MinhashConfig):
+        self.cfg = cfg
+        self._token_hashes: dict[str, int] = {}
+
+    def normalize(self, text: str) -> str:
+        if self.cfg.lowercase:
+            text = text.lower()
+        if self.cfg.strip_punctuation:
+            text = _PUNCT.sub(" ", text)
+        if self.cfg.normalize_digits:
+            text = _DIGITS.sub("0", text)
+        return text
+
+    def tokens(self, text: str, lang: str) -> list[str]:
+        text = self.normalize(text)
+        if lang in NO_SPACE_LANGUAGES:
+            return [ch for ch in text if not ch.isspace()]
+        return text.split()
+
+    def shingles(self, text: str, lang: str) -> np.ndarray:
+        """Sorted unique uint64 shingle hashes (empty when the text has no token at all)."""
+        tokens = self.tokens(text, lang)
+        if not tokens:
+            return np.zeros(0, dtype=np.uint64)
+        n = self.cfg.char_ngram if lang in NO_SPACE_LANGUAGES else self.cfg.word_ngram
+        cache = self._token_hashes
+        if len(cache) > 2_000_000:
+            cache.clear()
+        ids = np.fromiter(
+            (cache[t] if t in cache else cache.setdefault(t, xxhash.xxh3_64_intdigest(t)) for t in tokens),
+            dtype=np.uint64, count=len(tokens),
+        )
+        n = min(n, len(ids))
+        m = len(ids) - n + 1
+        h = ids[:m].copy()
+        for k in range(1, n):  # polynomial combination of the n token hashes, wrapping mod 2**64
+            h = h * _NGRAM_MULT + ids[k : k + m]
+        return np.unique(_mix64(h))
+
+
+class MinHasher:
+    """`num_perm` min-wise hash functions (multiply-shift: (a*x + b) >> 32, a odd), fixed by a seed."""
+
+    def __init__(self, num_perm: int, seed: int):
+        rng = np.random.default_rng(seed)
+        self.a = rng.integers(0, 2**63, size=num_perm, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+        self.b = rng.integers(0, 2**63, size=num_perm, dtype=np.uint64)
+
+    def signatures(self, shingle_sets: list[np.ndarray]) -> np.ndarray:
+        """(documents, num_perm) uint32 signatures; every set must be non-empty."""
+        out = np.empty((len(shingle_sets), len(self.a)), dtype=np.uint32)
+        start = 0
+        while start < len(shingle_sets):  # batches of documents, bounded in shingles for memory
+            end, total = start, 0
+            while end < len(shingle_sets) and (end == start or total + len(shingle_sets[end]) <= _MAX_BATCH_SHINGLES):
+                total += len(shingle_sets[end])
+                end += 1
+            batch = shingle_sets[start:end]
+            if total > _MAX_BATCH_SHINGLES:  # one very long document: running minimum over chunks
+                x = batch[0]
+                sig = np.full(len(self.a), np.iinfo(np.uint32).max, dtype=np.uint32)
+                for i in range(0, len(x), _MAX_BATCH_SHINGLES):
+                    sig = np.minimum(sig, self._permute(x[i : i + _MAX_BATCH_SHINGLES]).min(axis=0))
+                out[start] = sig
+            else:
+                x = np.concatenate(batch)
+                offsets = np.cumsum([0] + [len(s) for s in batch[:-1]])
+                out[start:end] = np.minimum.reduceat(self._permute(x), offsets, axis=0)
+            start = end
+        return out
+
+    def _permute(self, x: np.ndarray) -> np.ndarray:
+        return ((x[:, None] * self.a[None, :] + self.b[None, :]) >> np.uint64(32)).astype(np.uint32)
+
+
+def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """(documents, bands) uint64 keys: documents agreeing on all `rows` values of a band share its key."""
+    n = len(signatures)
+    banded = signatures[:, : bands * rows].reshape(n, bands, rows).astype(np.uint64)
+    keys = np.zeros((n, bands), dtype=np.uint64)
+    for r in range(rows):
+        keys = _mix64(keys * _NGRAM_MULT + banded[:, :, r] + np.uint64(r + 1))
+    return keys
+
+
+def candidate_probability(jaccard: float, bands: int, rows: int) -> float:
+    """Probability that two documents of this Jaccard similarity share at least one band."""
+    return 1.0 - (1.0 - jaccard**rows) ** bands
+
+
+@functools.lru_cache(maxsize=64)
+def optimal_bands_rows(threshold: float, num_perm: int, fp_weight: float = 0.5, fn_weight: float = 0.5) -> tuple[int, int]:
+    """(bands, rows) with bands*rows <= num_perm minimising the weighted false-positive and false-negative
+    probability mass around `threshold` (the integrals of datasketch's and Leskovec et al.'s analysis)."""
+    below = np.linspace(0.0, threshold, 201)
+    above = np.linspace(threshold, 1.0, 201)
+    best, best_cost = (1, num_perm), float("inf")
+    for b in range(1, num_perm + 1):
+        for r in range(1, num_perm // b + 1):
+            fp = np.trapezoid(1 - (1 - below**r) ** b, below)
+            fn = np.trapezoid((1 - above**r) ** b, above)
+            cost = fp_weight * fp + fn_weight * fn
+            if cost < best_cost - 1e-12:
+                best, best_cost = (b, r), cost
+    return best
+
+
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """Exact Jaccard similarity of two sorted unique arrays."""
+    if len(a) == 0 and len(b) == 0:
+        return 1.0
+    inter = len(np.intersect1d(a, b, assume_unique=True))
+    return inter / (len(a) + len(b) - inter)
+
+
+class UnionFind:
+    """Disjoint sets over 0..n-1 with path halving; the root of a set is its smallest member."""
+
+    def __init__(self, n: int):
+        self.parent = np.arange(n, dtype=np.int64)
+
+    def find(self, x: int) -> int:
+        parent = self.parent
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return int(x)
+
+    def union(self, x: int, y: int) -> None:
+        rx, ry = self.find(x), self.find(y)
+        if rx != ry:
+            lo, hi = (rx, ry) if rx < ry else (ry, rx)
+            self.parent[hi] = lo
+
+    def roots(self) -> np.ndarray:
+        """The root of every element, by vectorised pointer jumping."""
+        p = self.parent.copy()
+        while True:
+            q = p[p]
+            if np.array_equal(q, p):
+                return p
+            p = q
+
+
+@dataclass
+class SignatureFile:
+    """What pass 1 stores per task: band keys, shingle sets (concatenated), lengths and ids."""
+
+    keys: np.ndarray  # (docs, bands) uint64; rows of documents without shingles are unused
+    has_shingles: np.ndarray  # (docs,) bool
+    shingles: np.ndarray  # concatenated uint64
+    offsets: np.ndarray  # (docs + 1,) int64
+    lengths: np.ndarray  # (docs,) int64 characters
+    ids: np.ndarray  # (docs,) str
+
+    def shingle_set(self, i: int) -> np.ndarray:
+        return self.shingles[self.offsets[i] : self.offsets[i + 1]]
+
+    def to_bytes(self) -> bytes:
+        out = io.BytesIO()
+        np.savez(out, keys=self.keys, has_shingles=self.has_shingles, shingles=self.shingles,
+                 offsets=self.offsets, lengths=self.lengths, ids=self.ids)
+        return out.getvalue()
+
+    @classmethod
+    def load(cls, path: Path) -> "SignatureFile":
+        with np.load(path, allow_pickle=False) as z:
+            return cls(**{k: z[k] for k in ("keys", "has_shingles", "shingles", "offsets", "lengths", "ids")})
+
+
+def signature_path(work_dir: str | Path, rank: int) -> Path:
+    return Path(work_dir) / "minhash" / f"{rank:05d}.npz"
+
+
+class MinhashSignature(CorpusStep):
+    """Pass 1: shingles and signs every document (in batches) and stores the task's signature file.
+    Removes nothing; it must be the last step before the work shards so positions line up."""
+
+    name = "minhash_signature"
+    BATCH = 512
+
+    def __init__(self, cfg: MinhashConfig, work_dir: str | Path, output_dir: str | Path):
+        super().__init__(output_dir)
+        self.cfg = cfg
+        self.work_dir = str(work_dir)
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        bands, rows = self.cfg.bands_rows()
+        shingler = Shingler(self.cfg)
+        hasher = MinHasher(bands * rows, self.cfg.seed)
+        key_blocks, sets, lengths, ids, pending = [], [], [], [], []
+
+        def flush() -> None:
+            nonempty = [s for s in pending if len(s)]
+            block = np.zeros((len(pending), bands), dtype=np.uint64)
+            if nonempty:
+                keys = band_keys(hasher.signatures(nonempty), bands, rows)
+                block[np.array([len(s) > 0 for s in pending])] = keys
+            key_blocks.append(block)
+            pending.clear()
+
+        for doc in data:
+            with self.track_time():
+                s = shingler.shingles(doc.text, document_language(doc))
+                if not len(s):
+                    self.count("no_shingles")
+                sets.append(s)
+                pending.append(s)
+                lengths.append(len(doc.text))
+                ids.append(doc.id)
+                if len(pending) >= self.BATCH:
+                    flush()
+            self.count("docs_in")
+            yield doc
+        flush()
+        self.flush_counts()
+        offsets = np.zeros(len(sets) + 1, dtype=np.int64)
+        offsets[1:] = np.cumsum([len(s) for s in sets])
+        record = SignatureFile(
+            keys=np.concatenate(key_blocks) if key_blocks else np.zeros((0, bands), dtype=np.uint64),
+            has_shingles=np.array([len(s) > 0 for s in sets], dtype=bool),
+            shingles=np.concatenate(sets) if sets else np.zeros(0, dtype=np.uint64),
+            offsets=offsets,
+            lengths=np.array(lengths, dtype=np.int64),
+            ids=np.array(ids, dtype=str) if ids else np.zeros(0, dtype="U1"),
+        )
+        atomic_write_bytes(signature_path(self.work_dir, rank), record.to_bytes())
+
+
+@dataclass
+class NearDuplicatePlan:
+    """Per task: which documents survive, and for each the id of its cluster's survivor and cluster size."""
+
+    keep: list[np.ndarray]
+    kept_id: list[np.ndarray]
+    cluster_size: list[np.ndarray]
+    clusters: int
+    removed: int
+    candidate_pairs: int
+    verified_pairs: int
+
+
+def plan_near_duplicates(files: list[SignatureFile], eligible: list[np.ndarray], cfg: MinhashConfig) -> NearDuplicatePlan:
+    """Cluster the eligible documents of all tasks (global order = task, then position) by LSH band
+    collisions confirmed by exact Jaccard >= `cfg.threshold`, and pick each cluster's survivor."""
+    sizes = [len(f.lengths) for f in files]
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    total = int(starts[-1])
+    ok = np.concatenate([e & f.has_shingles for e, f in zip(eligible, files)]) if total else np.zeros(0, bool)
+    owner = np.repeat(np.arange(len(files)), sizes)
+    uf = UnionFind(total)
+    bands = files[0].keys.shape[1] if files else 0
+    seen: set[tuple[int, int]] = set()
+    candidates = verified = 0
+
+    def shingles_of(g: int) -> np.ndarray:
+        f = owner[g]
+        return files[f].shingle_set(g - starts[f])
+
+    for band in range(bands):  # one band in memory at a time
+        column = np.concatenate([f.keys[:, band] for f in files])
+        idx = np.flatnonzero(ok)
+        keys = column[idx]
+        order = np.argsort(keys, kind="stable")
+        keys, idx = keys[order], idx[order]
+        if len(keys) < 2:
+            continue
+        starts_of_runs = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
+        ends_of_runs = np.concatenate([starts_of_runs[1:], [len(keys)]])
+        for s, e in zip(starts_of_runs, ends_of_runs):
+            if e - s < 2:
+                continue
+            head = int(idx[s])  # the earliest member (the sort is stable): compare the others with it
+            for j in range(s + 1, e):
+                other = int(idx[j])
+                pair = (head, other)
+                if pair in seen:
+                    continue
+                seen.add(pair)
+                candidates += 1
+                if uf.find(head) == uf.find(other):
+                    continue
+                if not cfg.verify or jaccard(shingles_of(head), shingles_of(other)) >= cfg.threshold:
+                    verified += 1
+                    uf.union(head, other)
+    roots = uf.roots()
+    lengths = np.concatenate([f.lengths for f in files]) if total else np.zeros(0, np.int64)
+    ids = np.concatenate([f.ids for f in files]) if total else np.zeros(0, "U1")
+    size = np.bincount(roots, minlength=total)[roots] if total else np.zeros(0, np.int64)
+    clustered = np.flatnonzero(size > 1).tolist()  # ascending: the first member is met first
+    survivor: dict[int, int] = {}
+    for g in clustered:
+        r = int(roots[g])
+        best = survivor.setdefault(r, g)
+        if cfg.keep == "longest" and lengths[g] > lengths[best]:
+            survivor[r] = g
+    keep = np.ones(total, dtype=bool)
+    kept_id = ids.copy()
+    for g in clustered:
+        s = survivor[int(roots[g])]
+        keep[g] = s == g
+        kept_id[g] = ids[s]
+    split = lambda a: [a[starts[i] : starts[i + 1]] for i in range(len(files))]
+    return NearDuplicatePlan(split(keep), split(kept_id), split(size), len(survivor),
+                             int((~keep).sum()), candidates, verified)
+
+
+class MinhashFilter(CorpusStep):
+    """Pass 2: removes near-duplicates (reason `near_duplicate`); every document of a cluster records
+    `metadata["minhash"] = {"cluster": <survivor id>, "size": n}`."""
+
+    name = "minhash"
+
+    def __init__(self, plan_dir: str | Path, exact_keep_dir: str | Path | None, output_dir: str | Path):
+        super().__init__(output_dir)
+        self.plan_dir = str(plan_dir)
+        self.exact_keep_dir = str(exact_keep_dir) if exact_keep_dir else None
+
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        with np.load(Path(self.plan_dir) / f"{rank:05d}.npz", allow_pickle=False) as z:
+            self._keep, self._kept_id, self._size = z["keep"], z["kept_id"], z["size"]
+        # positions count every document of the work shard; exact_dedup (before this step) removed some
+        self._skip = np.load(Path(self.exact_keep_dir) / f"{rank:05d}.npy") if self.exact_keep_dir else None
+        self._position = 0
+        yield from super().run(data, rank, world_size)
+
+    def apply(self, doc: Document) -> bool | tuple[bool, str]:
+        if self._skip is not None:
+            while not self._skip[self._position]:
+                self._position += 1
+        i = self._position
+        self._position += 1
+        if self._size[i] > 1:
+            doc.metadata["minhash"] = {"cluster": str(self._kept_id[i]), "size": int(self._size[i])}
+        return True if self._keep[i] else (False, "near_duplicate")

@@ -1,0 +1,124 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import SAMPLE, read_jsonl
+from corpus.config import MinhashConfig, load_config
+from corpus.minhash import (
+    MinHasher,
+    Shingler,
+    SignatureFile,
+    UnionFind,
+    band_keys,
+    candidate_probability,
+    jaccard,
+    optimal_bands_rows,
+    plan_near_duplicates,
+)
+from corpus.pipeline import clean
+from corpus.synth import plant
+
+
+def sets_with_jaccard(j: float, size: int = 600, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    pool = np.unique(rng.integers(0, 2**63, size=4 * size, dtype=np.uint64))[: 3 * size]
+    inter = round(2 * j * size / (1 + j))  # |A|=|B|=size, |A&B| = 2js/(1+j)
+    a = np.sort(pool[:size])
+    b = np.sort(np.concatenate([pool[:inter], pool[size : 2 * size - inter]]))
+    return a, b
+
+
+@pytest.mark.parametrize("j", [0.0, 0.3, 0.6, 0.9])
+def test_signature_agreement_estimates_jaccard(j: float):
+    a, b = sets_with_jaccard(j, seed=int(j * 10))
+    assert abs(jaccard(a, b) - j) < 0.01
+    sig = MinHasher(512, seed=3).signatures([a, b])
+    estimate = float((sig[0] == sig[1]).mean())
+    assert abs(estimate - jaccard(a, b)) < 4 * np.sqrt(max(j * (1 - j), 0.01) / 512)
+
+
+def test_signatures_of_a_batch_equal_one_by_one_and_differ_by_seed():
+    sets = [sets_with_jaccard(0.5, size=s, seed=s)[0] for s in (3, 50, 700)]
+    hasher = MinHasher(64, seed=1)
+    together = hasher.signatures(sets)
+    for i, s in enumerate(sets):
+        assert np.array_equal(together[i], hasher.signatures([s])[0])
+    assert not np.array_equal(together, MinHasher(64, seed=2).signatures(sets))
+    # every permutation is a different function: columns of a signature are not copies of each other
+    assert len(np.unique(together[2])) > 60
+
+
+def test_band_keys_change_only_in_the_band_of_a_changed_row():
+    sig = np.random.default_rng(0).integers(0, 2**32, size=(1, 20), dtype=np.uint64).astype(np.uint32)
+    other = sig.copy()
+    other[0, 13] ^= 1  # row 13 lies in band 3 of 5 bands x 4 rows
+    keys = band_keys(np.vstack([sig, other]), bands=5, rows=4)
+    assert [bool(x) for x in keys[0] == keys[1]] == [True, True, True, False, True]
+    # rows beyond bands*rows are ignored, and a band's key depends on row order
+    swapped = sig.copy()
+    swapped[0, [0, 1]] = swapped[0, [1, 0]]
+    assert band_keys(swapped, 5, 4)[0, 0] != band_keys(sig, 5, 4)[0, 0]
+
+
+def test_union_find_merges_transitively_with_smallest_root():
+    uf = UnionFind(8)
+    for x, y in [(5, 3), (3, 7), (1, 2), (7, 6)]:
+        uf.union(x, y)
+    assert uf.roots().tolist() == [0, 1, 1, 3, 4, 3, 3, 3]
+    assert [uf.find(i) for i in range(8)] == uf.roots().tolist()
+    uf.union(6, 2)
+    assert set(uf.roots().tolist()) == {0, 1, 4}
+
+
+def test_banding_derived_from_threshold():
+    b, r = optimal_bands_rows(0.6, 112, 0.2, 0.8)
+    assert b * r <= 112
+    assert candidate_probability(0.75, b, r) > 0.99 and candidate_probability(0.2, b, r) < 0.05
+    with pytest.raises(ValueError, match="set both bands and rows"):
+        MinhashConfig(bands=4)
+
+
+def test_shingles_by_script():
+    s = Shingler(MinhashConfig(word_ngram=3, char_ngram=2))
+    assert np.array_equal(s.shingles("Hello, World! Said the 2 dogs", "en"), s.shingles("hello world said THE 7 dogs", "en"))
+    assert len(s.shingles("一二三四五", "zh")) == 4  # character bigrams
+    assert len(s.shingles("一二三四五", "en")) == 1  # one "word" shorter than n: one shingle, not none
+    assert len(s.shingles("?!", "en")) == 0
+
+
+def test_plan_clusters_verified_pairs_and_keeps_by_policy():
+    shingler = Shingler(MinhashConfig())
+    base = "the quick brown fox jumps over the lazy dog near the bank of the river on a sunny day " * 3
+    texts = [base, base.replace("sunny", "rainy"), "a completely different text about databases and indexes " * 4,
+             base + " and then it went home to sleep for the whole long night"]
+    cfg = MinhashConfig(threshold=0.5, keep="longest")
+    bands, rows = cfg.bands_rows()
+    sets = [shingler.shingles(t, "en") for t in texts]
+    f = SignatureFile(keys=band_keys(MinHasher(bands * rows, cfg.seed).signatures(sets), bands, rows),
+                      has_shingles=np.ones(4, bool), shingles=np.concatenate(sets),
+                      offsets=np.concatenate([[0], np.cumsum([len(x) for x in sets])]),
+                      lengths=np.array([len(t) for t in texts]), ids=np.array(["a", "b", "c", "d"]))
+    plan = plan_near_duplicates([f], [np.ones(4, bool)], cfg)
+    assert plan.keep[0].tolist() == [False, False, True, True]  # the longest of {a, b, d} survives
+    assert plan.kept_id[0].tolist() == ["d", "d", "c", "d"] and plan.cluster_size[0].tolist() == [3, 3, 1, 3]
+    first = plan_near_duplicates([f], [np.array([True, True, True, False])], cfg.model_copy(update={"keep": "first"}))
+    assert first.keep[0].tolist() == [True, False, True, True]  # d is not eligible (removed earlier)
+
+
+@pytest.mark.parametrize("lang,source", [("en", "web_en.jsonl"), ("zh", "web_zh.jsonl")])
+def test_planted_near_duplicates_are_removed_through_corpus_clean(tmp_path: Path, lang: str, source: str):
+    records = [r for r in read_jsonl(SAMPLE / source) if len(r["text"]) > 400]
+    records = [r for r in records if lang == "zh" or r["source"].startswith("c4")][:60]
+    planted = plant(records, rate=0.05, lang=lang, seed=11)
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records + planted))
+    result = clean([str(path)], tmp_path / "out", load_config(), steps=["langid", "minhash"])
+    removed = [r for r in read_jsonl(next((tmp_path / "out" / "removed" / "minhash").glob("*.gz")))]
+    pairs = {r["id"]: r["planted_from"] for r in planted}
+    caught = {r["id"] for r in removed if r["id"] in pairs or r["id"] in pairs.values()}
+    assert len(caught) >= 0.9 * len(planted)  # recall on planted pairs
+    assert all(r["id"] in pairs or r["id"] in pairs.values() for r in removed)  # nothing else removed
+    assert all(r["metadata"]["minhash"]["cluster"] in (r["id"], pairs.get(r["id"]), "near-" + r["id"]) for r in removed)
+    assert result.stats["near_duplicates"]["removed"] == len(removed)
