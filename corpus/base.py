@@ -48,15 +48,19 @@ class NamedStep(PipelineStep):
     def __repr__(self) -> str:
         return self.name
 
+    def __init__(self):
+        super().__init__()
+        self._counts: Counter = Counter()
+
     def count(self, label: str, value: int = 1) -> None:
         """Add to a counter; kept locally and handed to datatrove's stats once per task (`flush_counts`),
         because datatrove's per-call `stat_update` (running mean and variance) costs more than many steps."""
-        counts = self.__dict__.setdefault("_counts", Counter())
-        counts[label] += value
+        self._counts[label] += value
 
     def flush_counts(self) -> None:
-        for label, value in sorted(self.__dict__.pop("_counts", Counter()).items()):
+        for label, value in sorted(self._counts.items()):
             self.stat_update(label, value=value)
+        self._counts.clear()
 
 
 class CorpusStep(NamedStep):

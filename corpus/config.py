@@ -216,6 +216,11 @@ class MinhashConfig(_Section):
     normalize_digits: bool = True
     verify: bool = True  # exact Jaccard of each candidate pair before it is merged
     keep: Literal["first", "longest"] = "first"
+    containment: bool = False  # also remove documents mostly copied into a longer one (partial copies)
+    containment_threshold: float = Field(0.5, gt=0, le=1, description="share of the shorter document's shingles "
+                                         "found in the longer one")
+    containment_sample: int = Field(4, ge=1, description="1 in N shingles indexed to find containment candidates")
+    containment_max_postings: int = Field(200, ge=2, description="shingles in more documents are not indexed")
     seed: int = 1
 
     @model_validator(mode="after")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import unicodedata
 from pathlib import Path
 
 from datatrove.data import Document
@@ -38,25 +37,24 @@ def load_fasttext(path: str | Path):
     return fasttext.load_model(str(path))
 
 
+_SCRIPTS = {
+    "ja": re.compile(r"[\u3040-\u30ff]"),
+    "ko": re.compile(r"[\uac00-\ud7af\u1100-\u11ff]"),
+    "th": re.compile(r"[\u0e00-\u0e7f]"),
+    "zh": re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"),
+}
+_LETTER = re.compile(r"[^\W\d_]")
+
+
 def script_language(text: str, sample: int = 400) -> str | None:
     """A language guess from the script alone, for the no-space scripts that change the heuristics."""
-    counts = {"zh": 0, "ja": 0, "ko": 0, "th": 0}
-    letters = 0
-    for ch in text[:sample]:
-        if not ch.isalpha():
-            continue
-        letters += 1
-        code = ord(ch)
-        if 0x3040 <= code <= 0x30FF:
-            counts["ja"] += 1
-        elif 0xAC00 <= code <= 0xD7AF or 0x1100 <= code <= 0x11FF:
-            counts["ko"] += 1
-        elif 0x0E00 <= code <= 0x0E7F:
-            counts["th"] += 1
-        elif unicodedata.name(ch, "").startswith("CJK UNIFIED"):
-            counts["zh"] += 1
+    head = text[:sample]
+    if head.isascii():
+        return None
+    letters = len(_LETTER.findall(head))
     if not letters:
         return None
+    counts = {lang: len(pattern.findall(head)) for lang, pattern in _SCRIPTS.items()}
     if counts["ja"] > 0.1 * letters:
         return "ja"
     lang, n = max(counts.items(), key=lambda kv: kv[1])

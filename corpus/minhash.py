@@ -34,9 +34,11 @@ from corpus.langid import document_language
 NO_SPACE_LANGUAGES = frozenset({"zh", "ja", "th", "wuu", "yue", "lo", "km", "my", "bo"})
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 _NGRAM_MULT = np.uint64(0x9E3779B97F4A7C15)
-_MAX_BATCH_SHINGLES = 1 << 16
+_MAX_BATCH_SHINGLES = 1 << 14  # bounds the (shingles x num_perm) work matrix to ~15 MB
 _PUNCT = re.compile(r"[^\w\s]|_")
 _DIGITS = re.compile(r"\d")
+_WHITESPACE = np.array([c for c in range(0x3001) if chr(c).isspace()], dtype=np.uint32)
+_CHAR_SALT = np.uint64(0x5851F42D4C957F2D)
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
@@ -71,19 +73,28 @@ class Shingler:
             return [ch for ch in text if not ch.isspace()]
         return text.split()
 
-    def shingles(self, text: str, lang: str) -> np.ndarray:
-        """Sorted unique uint64 shingle hashes (empty when the text has no token at all)."""
+    def token_hashes(self, text: str, lang: str) -> np.ndarray:
+        """One uint64 hash per token, in order."""
+        if lang in NO_SPACE_LANGUAGES:
+            # characters are the tokens: hash their code points in one vectorised pass, no Python loop
+            codes = np.frombuffer(self.normalize(text).encode("utf-32-le"), dtype=np.uint32)
+            codes = codes[~np.isin(codes, _WHITESPACE)]
+            return _mix64(codes.astype(np.uint64) + _CHAR_SALT)
         tokens = self.tokens(text, lang)
-        if not tokens:
-            return np.zeros(0, dtype=np.uint64)
-        n = self.cfg.char_ngram if lang in NO_SPACE_LANGUAGES else self.cfg.word_ngram
         cache = self._token_hashes
         if len(cache) > 2_000_000:
             cache.clear()
-        ids = np.fromiter(
+        return np.fromiter(
             (cache[t] if t in cache else cache.setdefault(t, xxhash.xxh3_64_intdigest(t)) for t in tokens),
             dtype=np.uint64, count=len(tokens),
         )
+
+    def shingles(self, text: str, lang: str) -> np.ndarray:
+        """Sorted unique uint64 shingle hashes (empty when the text has no token at all)."""
+        ids = self.token_hashes(text, lang)
+        if not len(ids):
+            return np.zeros(0, dtype=np.uint64)
+        n = self.cfg.char_ngram if lang in NO_SPACE_LANGUAGES else self.cfg.word_ngram
         n = min(n, len(ids))
         m = len(ids) - n + 1
         h = ids[:m].copy()
@@ -124,7 +135,10 @@ class MinHasher:
         return out
 
     def _permute(self, x: np.ndarray) -> np.ndarray:
-        return ((x[:, None] * self.a[None, :] + self.b[None, :]) >> np.uint64(32)).astype(np.uint32)
+        y = np.multiply(x[:, None], self.a[None, :])  # in place from here on: one matrix, not four
+        y += self.b[None, :]
+        y >>= np.uint64(32)
+        return y.astype(np.uint32)
 
 
 def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
@@ -157,6 +171,38 @@ def optimal_bands_rows(threshold: float, num_perm: int, fp_weight: float = 0.5, 
             if cost < best_cost - 1e-12:
                 best, best_cost = (b, r), cost
     return best
+
+
+def containment(a: np.ndarray, b: np.ndarray) -> float:
+    """Share of the smaller of two sorted unique arrays found in the other."""
+    if len(a) == 0 or len(b) == 0:
+        return 0.0
+    return len(np.intersect1d(a, b, assume_unique=True)) / min(len(a), len(b))
+
+
+def containment_candidates(shingle_sets: list[np.ndarray], sample: int, max_postings: int, min_shared: int = 2):
+    """Pairs (i, j), i < j, sharing at least `min_shared` sampled shingles: an inverted index over the
+    shingles whose hash is 0 mod `sample` (the same shingles are sampled in every document, so the shared
+    sample estimates the overlap), skipping shingles found in more than `max_postings` documents."""
+    docs = [np.full(int((s % np.uint64(sample) == 0).sum()), i, dtype=np.int64) for i, s in enumerate(shingle_sets)]
+    keys = [s[s % np.uint64(sample) == 0] for s in shingle_sets]
+    if not keys or sum(len(k) for k in keys) == 0:
+        return []
+    keys_all, docs_all = np.concatenate(keys), np.concatenate(docs)
+    order = np.argsort(keys_all, kind="stable")
+    keys_all, docs_all = keys_all[order], docs_all[order]
+    starts = np.flatnonzero(np.concatenate([[True], keys_all[1:] != keys_all[:-1]]))
+    ends = np.concatenate([starts[1:], [len(keys_all)]])
+    shared: dict[tuple[int, int], int] = {}
+    for s, e in zip(starts.tolist(), ends.tolist()):
+        if e - s < 2 or e - s > max_postings:
+            continue
+        members = docs_all[s:e].tolist()
+        for x in range(len(members)):
+            for y in range(x + 1, len(members)):
+                pair = (members[x], members[y])
+                shared[pair] = shared.get(pair, 0) + 1
+    return sorted(pair for pair, n in shared.items() if n >= min_shared)
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
@@ -296,7 +342,8 @@ class NearDuplicatePlan:
 
 def plan_near_duplicates(files: list[SignatureFile], eligible: list[np.ndarray], cfg: MinhashConfig) -> NearDuplicatePlan:
     """Cluster the eligible documents of all tasks (global order = task, then position) by LSH band
-    collisions confirmed by exact Jaccard >= `cfg.threshold`, and pick each cluster's survivor."""
+    collisions confirmed by exact Jaccard >= `cfg.threshold` (and, with `cfg.containment`, by containment
+    of the shorter document in the longer), and pick each cluster's survivor."""
     sizes = [len(f.lengths) for f in files]
     starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     total = int(starts[-1])
@@ -311,9 +358,10 @@ def plan_near_duplicates(files: list[SignatureFile], eligible: list[np.ndarray],
         f = owner[g]
         return files[f].shingle_set(g - starts[f])
 
+    eligible_ids = np.flatnonzero(ok)
     for band in range(bands):  # one band in memory at a time
         column = np.concatenate([f.keys[:, band] for f in files])
-        idx = np.flatnonzero(ok)
+        idx = eligible_ids
         keys = column[idx]
         order = np.argsort(keys, kind="stable")
         keys, idx = keys[order], idx[order]
@@ -337,8 +385,18 @@ def plan_near_duplicates(files: list[SignatureFile], eligible: list[np.ndarray],
                 if not cfg.verify or jaccard(shingles_of(head), shingles_of(other)) >= cfg.threshold:
                     verified += 1
                     uf.union(head, other)
-    roots = uf.roots()
     lengths = np.concatenate([f.lengths for f in files]) if total else np.zeros(0, np.int64)
+    keep_policy = cfg.keep
+    if cfg.containment and total:
+        sets = [shingles_of(int(g)) for g in eligible_ids]
+        for i, j in containment_candidates(sets, cfg.containment_sample, cfg.containment_max_postings):
+            a, b = int(eligible_ids[i]), int(eligible_ids[j])
+            candidates += 1
+            if uf.find(a) != uf.find(b) and containment(sets[i], sets[j]) >= cfg.containment_threshold:
+                verified += 1
+                uf.union(a, b)
+        keep_policy = "longest"  # a partial copy is the shorter one: keeping the first could drop the whole
+    roots = uf.roots()
     ids = np.concatenate([f.ids for f in files]) if total else np.zeros(0, "U1")
     size = np.bincount(roots, minlength=total)[roots] if total else np.zeros(0, np.int64)
     clustered = np.flatnonzero(size > 1).tolist()  # ascending: the first member is met first
@@ -346,7 +404,7 @@ def plan_near_duplicates(files: list[SignatureFile], eligible: list[np.ndarray],
     for g in clustered:
         r = int(roots[g])
         best = survivor.setdefault(r, g)
-        if cfg.keep == "longest" and lengths[g] > lengths[best]:
+        if keep_policy == "longest" and lengths[g] > lengths[best]:
             survivor[r] = g
     keep = np.ones(total, dtype=bool)
     kept_id = ids.copy()

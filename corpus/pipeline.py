@@ -220,7 +220,7 @@ def build_pass_one(splits: list[InputSplit], steps: list[str], config: CleanConf
 
         pipeline.append(MinhashSignature(config.minhash, out / "_work", out))
     if two_pass:
-        pipeline.append(WorkShardWriter(out / "_work", config.exact_dedup))
+        pipeline.append(WorkShardWriter(out / "_work", config.exact_dedup if "exact_dedup" in steps else None))
     else:
         pipeline.append(ShardWriter(out, config.output.format))
     return pipeline

@@ -50,10 +50,10 @@ class WorkShardWriter(NamedStep):
 
     name = "work_write"
 
-    def __init__(self, work_dir: str | Path, dedup: ExactDedupConfig):
+    def __init__(self, work_dir: str | Path, dedup: ExactDedupConfig | None):
         super().__init__()
         self.work_dir = str(work_dir)
-        self.dedup = dedup
+        self.dedup = dedup  # None: exact dedup is off, no text hash needed
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         work = Path(self.work_dir)
@@ -62,7 +62,7 @@ class WorkShardWriter(NamedStep):
         langs: list[str] = []
         for doc in data:
             with self.track_time():
-                hashes.append(text_fingerprint(doc.text, self.dedup))
+                hashes.append(text_fingerprint(doc.text, self.dedup) if self.dedup else (0, 0))
                 langs.append(document_language(doc))
                 sink.write_document(doc)
             self.count("docs_out")

@@ -122,3 +122,27 @@ def test_planted_near_duplicates_are_removed_through_corpus_clean(tmp_path: Path
     assert all(r["id"] in pairs or r["id"] in pairs.values() for r in removed)  # nothing else removed
     assert all(r["metadata"]["minhash"]["cluster"] in (r["id"], pairs.get(r["id"]), "near-" + r["id"]) for r in removed)
     assert result.stats["near_duplicates"]["removed"] == len(removed)
+
+
+def test_containment_catches_a_partial_copy_that_jaccard_misses():
+    shingler = Shingler(MinhashConfig())
+    rng = np.random.default_rng(5)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    word = lambda: "".join(rng.choice(letters, 6))  # no digits: digits are normalised away
+    words = [word() for _ in range(900)]
+    source = " ".join(words)
+    excerpt = " ".join(words[300:420])  # a sixth of the source, copied
+    unrelated = " ".join(word() for _ in range(200))
+    sets = [shingler.shingles(t, "en") for t in (source, excerpt, unrelated)]
+    assert jaccard(sets[0], sets[1]) < 0.2
+    cfg = MinhashConfig(containment=True)
+    bands, rows = cfg.bands_rows()
+    f = SignatureFile(keys=band_keys(MinHasher(bands * rows, cfg.seed).signatures(sets), bands, rows),
+                      has_shingles=np.ones(3, bool), shingles=np.concatenate(sets),
+                      offsets=np.concatenate([[0], np.cumsum([len(x) for x in sets])]),
+                      lengths=np.array([len(source), len(excerpt), len(unrelated)]), ids=np.array(["src", "cut", "u"]))
+    without = plan_near_duplicates([f], [np.ones(3, bool)], cfg.model_copy(update={"containment": False}))
+    assert without.keep[0].tolist() == [True, True, True]
+    plan = plan_near_duplicates([f], [np.ones(3, bool)], cfg)
+    assert plan.keep[0].tolist() == [True, False, True]  # the excerpt goes, the longer source stays
+    assert plan.kept_id[0].tolist() == ["src", "src", "u"]
