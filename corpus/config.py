@@ -215,7 +215,9 @@ class MinhashConfig(_Section):
     strip_punctuation: bool = True
     normalize_digits: bool = True
     verify: bool = True  # exact Jaccard of each candidate pair before it is merged
-    keep: Literal["first", "longest"] = "first"
+    keep: Literal["first", "longest", "score"] = "first"
+    keep_score_field: str | None = Field(None, description="keep: score: dotted metadata path of a number, "
+                                         "e.g. quality.score; the highest-scoring member survives")
     containment: bool = False  # also remove documents mostly copied into a longer one (partial copies)
     containment_threshold: float = Field(0.5, gt=0, le=1, description="share of the shorter document's shingles "
                                          "found in the longer one")
@@ -227,6 +229,8 @@ class MinhashConfig(_Section):
     def _check_bands(self) -> "MinhashConfig":
         if (self.bands is None) != (self.rows is None):
             raise ValueError("set both bands and rows, or neither (then they are derived from threshold)")
+        if self.keep == "score" and not self.keep_score_field:
+            raise ValueError("keep: score needs keep_score_field, the metadata path of the score (e.g. quality.score)")
         if self.bands is not None and self.bands * self.rows > self.num_perm:
             raise ValueError(f"bands x rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}")
         return self

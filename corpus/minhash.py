@@ -244,32 +244,49 @@ class UnionFind:
 
 @dataclass
 class SignatureFile:
-    """What pass 1 stores per task: band keys, shingle sets (concatenated), lengths and ids."""
+    """What pass 1 stores per task, one .npy file per field in `_work/minhash/<rank>/`. Band keys are
+    stored band-major and, with the shingles, memory-mapped on load, so planning holds one band at a time."""
 
-    keys: np.ndarray  # (docs, bands) uint64; rows of documents without shingles are unused
+    keys: np.ndarray  # (bands, docs) uint64; columns of documents without shingles are unused
     has_shingles: np.ndarray  # (docs,) bool
     shingles: np.ndarray  # concatenated uint64
     offsets: np.ndarray  # (docs + 1,) int64
     lengths: np.ndarray  # (docs,) int64 characters
+    scores: np.ndarray  # (docs,) float64 keep score from metadata, NaN when absent
     ids: np.ndarray  # (docs,) str
 
-    def shingle_set(self, i: int) -> np.ndarray:
-        return self.shingles[self.offsets[i] : self.offsets[i + 1]]
+    FIELDS = ("keys", "has_shingles", "shingles", "offsets", "lengths", "scores", "ids")
+    MAPPED = ("keys", "shingles")
 
-    def to_bytes(self) -> bytes:
-        out = io.BytesIO()
-        np.savez(out, keys=self.keys, has_shingles=self.has_shingles, shingles=self.shingles,
-                 offsets=self.offsets, lengths=self.lengths, ids=self.ids)
-        return out.getvalue()
+    def shingle_set(self, i: int) -> np.ndarray:
+        return np.asarray(self.shingles[self.offsets[i] : self.offsets[i + 1]])
+
+    def save(self, folder: Path) -> None:
+        for name in self.FIELDS:  # `ids` last: its presence marks a complete set
+            buf = io.BytesIO()
+            np.save(buf, getattr(self, name), allow_pickle=False)
+            atomic_write_bytes(folder / f"{name}.npy", buf.getvalue())
 
     @classmethod
-    def load(cls, path: Path) -> "SignatureFile":
-        with np.load(path, allow_pickle=False) as z:
-            return cls(**{k: z[k] for k in ("keys", "has_shingles", "shingles", "offsets", "lengths", "ids")})
+    def load(cls, folder: Path) -> "SignatureFile":
+        return cls(**{n: np.load(folder / f"{n}.npy", mmap_mode="r" if n in cls.MAPPED else None,
+                                 allow_pickle=False) for n in cls.FIELDS})
 
 
 def signature_path(work_dir: str | Path, rank: int) -> Path:
-    return Path(work_dir) / "minhash" / f"{rank:05d}.npz"
+    return Path(work_dir) / "minhash" / f"{rank:05d}"
+
+
+def metadata_score(metadata: dict, path: str | None) -> float:
+    """The number at a dotted path of the metadata (`quality.score`), NaN when absent or not a number."""
+    if not path:
+        return float("nan")
+    value = metadata
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return float("nan")
+        value = value[part]
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else float("nan")
 
 
 class MinhashSignature(CorpusStep):
@@ -288,7 +305,7 @@ class MinhashSignature(CorpusStep):
         bands, rows = self.cfg.bands_rows()
         shingler = Shingler(self.cfg)
         hasher = MinHasher(bands * rows, self.cfg.seed)
-        key_blocks, sets, lengths, ids, pending = [], [], [], [], []
+        key_blocks, sets, lengths, scores, ids, pending = [], [], [], [], [], []
 
         def flush() -> None:
             nonempty = [s for s in pending if len(s)]
@@ -307,6 +324,7 @@ class MinhashSignature(CorpusStep):
                 sets.append(s)
                 pending.append(s)
                 lengths.append(len(doc.text))
+                scores.append(metadata_score(doc.metadata, self.cfg.keep_score_field))
                 ids.append(doc.id)
                 if len(pending) >= self.BATCH:
                     flush()
@@ -317,14 +335,15 @@ class MinhashSignature(CorpusStep):
         offsets = np.zeros(len(sets) + 1, dtype=np.int64)
         offsets[1:] = np.cumsum([len(s) for s in sets])
         record = SignatureFile(
-            keys=np.concatenate(key_blocks) if key_blocks else np.zeros((0, bands), dtype=np.uint64),
+            keys=np.ascontiguousarray(np.concatenate(key_blocks).T) if key_blocks else np.zeros((bands, 0), np.uint64),
             has_shingles=np.array([len(s) > 0 for s in sets], dtype=bool),
             shingles=np.concatenate(sets) if sets else np.zeros(0, dtype=np.uint64),
             offsets=offsets,
             lengths=np.array(lengths, dtype=np.int64),
+            scores=np.array(scores, dtype=np.float64),
             ids=np.array(ids, dtype=str) if ids else np.zeros(0, dtype="U1"),
         )
-        atomic_write_bytes(signature_path(self.work_dir, rank), record.to_bytes())
+        record.save(signature_path(self.work_dir, rank))
 
 
 @dataclass
@@ -350,7 +369,7 @@ def plan_near_duplicates(files: list[SignatureFile], eligible: list[np.ndarray],
     ok = np.concatenate([e & f.has_shingles for e, f in zip(eligible, files)]) if total else np.zeros(0, bool)
     owner = np.repeat(np.arange(len(files)), sizes)
     uf = UnionFind(total)
-    bands = files[0].keys.shape[1] if files else 0
+    bands = files[0].keys.shape[0] if files else 0
     seen: set[tuple[int, int]] = set()
     candidates = verified = 0
 
@@ -360,7 +379,7 @@ def plan_near_duplicates(files: list[SignatureFile], eligible: list[np.ndarray],
 
     eligible_ids = np.flatnonzero(ok)
     for band in range(bands):  # one band in memory at a time
-        column = np.concatenate([f.keys[:, band] for f in files])
+        column = np.concatenate([np.asarray(f.keys[band]) for f in files])
         idx = eligible_ids
         keys = column[idx]
         order = np.argsort(keys, kind="stable")
@@ -386,6 +405,7 @@ def plan_near_duplicates(files: list[SignatureFile], eligible: list[np.ndarray],
                     verified += 1
                     uf.union(head, other)
     lengths = np.concatenate([f.lengths for f in files]) if total else np.zeros(0, np.int64)
+    scores = np.concatenate([f.scores for f in files]) if total else np.zeros(0, np.float64)
     keep_policy = cfg.keep
     if cfg.containment and total:
         sets = [shingles_of(int(g)) for g in eligible_ids]
@@ -395,7 +415,8 @@ def plan_near_duplicates(files: list[SignatureFile], eligible: list[np.ndarray],
             if uf.find(a) != uf.find(b) and containment(sets[i], sets[j]) >= cfg.containment_threshold:
                 verified += 1
                 uf.union(a, b)
-        keep_policy = "longest"  # a partial copy is the shorter one: keeping the first could drop the whole
+        if keep_policy == "first":  # a partial copy is the shorter one: keeping the first could drop the whole
+            keep_policy = "longest"
     roots = uf.roots()
     ids = np.concatenate([f.ids for f in files]) if total else np.zeros(0, "U1")
     size = np.bincount(roots, minlength=total)[roots] if total else np.zeros(0, np.int64)
@@ -406,6 +427,8 @@ def plan_near_duplicates(files: list[SignatureFile], eligible: list[np.ndarray],
         best = survivor.setdefault(r, g)
         if keep_policy == "longest" and lengths[g] > lengths[best]:
             survivor[r] = g
+        elif keep_policy == "score" and (np.isnan(scores[best]) and not np.isnan(scores[g]) or scores[g] > scores[best]):
+            survivor[r] = g  # highest score wins; documents without one lose to any scored document
     keep = np.ones(total, dtype=bool)
     kept_id = ids.copy()
     for g in clustered:

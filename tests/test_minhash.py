@@ -30,6 +30,16 @@ def sets_with_jaccard(j: float, size: int = 600, seed: int = 0) -> tuple[np.ndar
     return a, b
 
 
+def signature_file(sets: list[np.ndarray], lengths: list[int], ids: list[str], cfg: MinhashConfig,
+                   scores: list[float] | None = None) -> SignatureFile:
+    bands, rows = cfg.bands_rows()
+    keys = band_keys(MinHasher(bands * rows, cfg.seed).signatures(sets), bands, rows)
+    return SignatureFile(keys=np.ascontiguousarray(keys.T), has_shingles=np.ones(len(sets), bool),
+                         shingles=np.concatenate(sets), offsets=np.concatenate([[0], np.cumsum([len(x) for x in sets])]),
+                         lengths=np.array(lengths), scores=np.array(scores or [np.nan] * len(sets), dtype=float),
+                         ids=np.array(ids))
+
+
 @pytest.mark.parametrize("j", [0.0, 0.3, 0.6, 0.9])
 def test_signature_agreement_estimates_jaccard(j: float):
     a, b = sets_with_jaccard(j, seed=int(j * 10))
@@ -94,17 +104,18 @@ def test_plan_clusters_verified_pairs_and_keeps_by_policy():
     texts = [base, base.replace("sunny", "rainy"), "a completely different text about databases and indexes " * 4,
              base + " and then it went home to sleep for the whole long night"]
     cfg = MinhashConfig(threshold=0.5, keep="longest")
-    bands, rows = cfg.bands_rows()
     sets = [shingler.shingles(t, "en") for t in texts]
-    f = SignatureFile(keys=band_keys(MinHasher(bands * rows, cfg.seed).signatures(sets), bands, rows),
-                      has_shingles=np.ones(4, bool), shingles=np.concatenate(sets),
-                      offsets=np.concatenate([[0], np.cumsum([len(x) for x in sets])]),
-                      lengths=np.array([len(t) for t in texts]), ids=np.array(["a", "b", "c", "d"]))
+    f = signature_file(sets, [len(t) for t in texts], ["a", "b", "c", "d"], cfg)
     plan = plan_near_duplicates([f], [np.ones(4, bool)], cfg)
     assert plan.keep[0].tolist() == [False, False, True, True]  # the longest of {a, b, d} survives
     assert plan.kept_id[0].tolist() == ["d", "d", "c", "d"] and plan.cluster_size[0].tolist() == [3, 3, 1, 3]
     first = plan_near_duplicates([f], [np.array([True, True, True, False])], cfg.model_copy(update={"keep": "first"}))
     assert first.keep[0].tolist() == [True, False, True, True]  # d is not eligible (removed earlier)
+    scored = signature_file(sets, [len(t) for t in texts], ["a", "b", "c", "d"], cfg, scores=[0.2, 0.9, 0.5, float("nan")])
+    by_score = plan_near_duplicates([scored], [np.ones(4, bool)], MinhashConfig(threshold=0.5, keep="score", keep_score_field="q"))
+    assert by_score.keep[0].tolist() == [False, True, True, False]
+    with pytest.raises(ValueError, match="keep_score_field"):
+        MinhashConfig(keep="score")
 
 
 @pytest.mark.parametrize("lang,source", [("en", "web_en.jsonl"), ("zh", "web_zh.jsonl")])
@@ -136,13 +147,17 @@ def test_containment_catches_a_partial_copy_that_jaccard_misses():
     sets = [shingler.shingles(t, "en") for t in (source, excerpt, unrelated)]
     assert jaccard(sets[0], sets[1]) < 0.2
     cfg = MinhashConfig(containment=True)
-    bands, rows = cfg.bands_rows()
-    f = SignatureFile(keys=band_keys(MinHasher(bands * rows, cfg.seed).signatures(sets), bands, rows),
-                      has_shingles=np.ones(3, bool), shingles=np.concatenate(sets),
-                      offsets=np.concatenate([[0], np.cumsum([len(x) for x in sets])]),
-                      lengths=np.array([len(source), len(excerpt), len(unrelated)]), ids=np.array(["src", "cut", "u"]))
+    f = signature_file(sets, [len(source), len(excerpt), len(unrelated)], ["src", "cut", "u"], cfg)
     without = plan_near_duplicates([f], [np.ones(3, bool)], cfg.model_copy(update={"containment": False}))
     assert without.keep[0].tolist() == [True, True, True]
     plan = plan_near_duplicates([f], [np.ones(3, bool)], cfg)
     assert plan.keep[0].tolist() == [True, False, True]  # the excerpt goes, the longer source stays
     assert plan.kept_id[0].tolist() == ["src", "src", "u"]
+
+
+def test_metadata_score_path():
+    from corpus.minhash import metadata_score
+
+    assert metadata_score({"quality": {"score": 0.7}}, "quality.score") == 0.7
+    assert np.isnan(metadata_score({"quality": {"score": "high"}}, "quality.score"))
+    assert np.isnan(metadata_score({}, "quality.score")) and np.isnan(metadata_score({"a": 1}, None))
