@@ -37,7 +37,9 @@ _NGRAM_MULT = np.uint64(0x9E3779B97F4A7C15)
 _MAX_BATCH_SHINGLES = 1 << 14  # bounds the (shingles x num_perm) work matrix to ~15 MB
 _PUNCT = re.compile(r"[^\w\s]|_")
 _DIGITS = re.compile(r"\d")
-_WHITESPACE = np.array([c for c in range(0x3001) if chr(c).isspace()], dtype=np.uint32)
+# whitespace lookup by code point: every whitespace character is at or below U+3000; the last entry (False)
+# stands for every code point above
+_IS_SPACE = np.array([chr(c).isspace() for c in range(0x3001)] + [False], dtype=bool)
 _CHAR_SALT = np.uint64(0x5851F42D4C957F2D)
 
 
@@ -78,7 +80,7 @@ class Shingler:
         if lang in NO_SPACE_LANGUAGES:
             # characters are the tokens: hash their code points in one vectorised pass, no Python loop
             codes = np.frombuffer(self.normalize(text).encode("utf-32-le"), dtype=np.uint32)
-            codes = codes[~np.isin(codes, _WHITESPACE)]
+            codes = codes[~_IS_SPACE[np.minimum(codes, len(_IS_SPACE) - 1)]]
             return _mix64(codes.astype(np.uint64) + _CHAR_SALT)
         tokens = self.tokens(text, lang)
         cache = self._token_hashes

@@ -220,7 +220,8 @@ def build_pass_one(splits: list[InputSplit], steps: list[str], config: CleanConf
 
         pipeline.append(MinhashSignature(config.minhash, out / "_work", out))
     if two_pass:
-        pipeline.append(WorkShardWriter(out / "_work", config.exact_dedup if "exact_dedup" in steps else None))
+        pipeline.append(WorkShardWriter(out / "_work", config.exact_dedup if "exact_dedup" in steps else None,
+                                        languages="balance" in steps))
     else:
         pipeline.append(ShardWriter(out, config.output.format))
     return pipeline

@@ -12,7 +12,7 @@ from corpus.base import NamedStep, length_bucket, utf8_len
 from corpus.config import ExactDedupConfig
 from corpus.exact_dedup import text_fingerprint
 from corpus.io import RecordSink, atomic_write_bytes, record_to_document
-from corpus.langid import document_language
+from corpus.langid import UNKNOWN_LANGUAGE, document_language
 
 SHARD_PREFIX = "shard-"
 
@@ -50,10 +50,11 @@ class WorkShardWriter(NamedStep):
 
     name = "work_write"
 
-    def __init__(self, work_dir: str | Path, dedup: ExactDedupConfig | None):
+    def __init__(self, work_dir: str | Path, dedup: ExactDedupConfig | None, languages: bool = True):
         super().__init__()
         self.work_dir = str(work_dir)
         self.dedup = dedup  # None: exact dedup is off, no text hash needed
+        self.languages = languages  # False: balance is off, no language needed
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         work = Path(self.work_dir)
@@ -63,7 +64,7 @@ class WorkShardWriter(NamedStep):
         for doc in data:
             with self.track_time():
                 hashes.append(text_fingerprint(doc.text, self.dedup) if self.dedup else (0, 0))
-                langs.append(document_language(doc))
+                langs.append(document_language(doc) if self.languages else UNKNOWN_LANGUAGE)
                 sink.write_document(doc)
             self.count("docs_out")
             yield doc

@@ -161,3 +161,9 @@ def test_metadata_score_path():
     assert metadata_score({"quality": {"score": 0.7}}, "quality.score") == 0.7
     assert np.isnan(metadata_score({"quality": {"score": "high"}}, "quality.score"))
     assert np.isnan(metadata_score({}, "quality.score")) and np.isnan(metadata_score({"a": 1}, None))
+
+
+def test_character_tokens_skip_every_kind_of_whitespace_only():
+    s = Shingler(MinhashConfig())
+    assert len(s.token_hashes("中 文\u3000字\n符\u00a0。", "zh")) == 4  # punctuation stripped, spaces skipped
+    assert len(s.token_hashes("\U0002a700字", "zh")) == 2  # characters beyond the BMP count too
