@@ -43,6 +43,8 @@ test-fast: install-dev
 
 bench: install-dev
 	$(BIN)/python benchmarks/bench_clean.py
+	$(BIN)/python benchmarks/bench_extract.py
+	$(BIN)/python benchmarks/dedup.py
 
 clean:
 	rm -rf out .cache

@@ -211,25 +211,24 @@ def exact_jaccard_factory(corpus: dict, n: int):
     return lambda a, b: jaccard(shingler.shingles(texts[a], corpus["lang"]), shingler.shingles(texts[b], corpus["lang"]))
 
 
+def f1_of(precision: float, recall: float) -> tuple[float, float, float]:
+    return precision, recall, (2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+
+
 def score(corpus: dict, pairs: list[tuple[str, str]]) -> tuple[float, float, float]:
+    """(precision, recall, F1) of the reported (removed, kept) pairs on a labelled or planted corpus."""
     cluster = {removed: kept for removed, kept in pairs}
     root = lambda d: cluster.get(d, d)
     if "labelled" in corpus:
         tp = sum(1 for a, b, y in corpus["labelled"] if y and root(a) == root(b))
         fp = sum(1 for a, b, y in corpus["labelled"] if not y and root(a) == root(b))
         fn = sum(1 for a, b, y in corpus["labelled"] if y and root(a) != root(b))
-    else:
-        planted = {frozenset(p) for p in corpus["planted"]}
-        found = sum(1 for a, b in corpus["planted"] if root(a) == root(b))
-        sim = exact_jaccard_factory(corpus, 5)
-        correct = sum(1 for a, b in pairs if frozenset((a, b)) in planted or (b != "?" and sim(a, b) >= 0.5))
-        tp, fp, fn = found, len(pairs) - correct, len(planted) - found
-        precision = correct / len(pairs) if pairs else 1.0
-        recall = found / len(planted)
-        return precision, recall, (2 * precision * recall / (precision + recall) if precision + recall else 0.0)
-    precision = tp / (tp + fp) if tp + fp else 1.0
-    recall = tp / (tp + fn) if tp + fn else 1.0
-    return precision, recall, (2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+        return f1_of(tp / (tp + fp) if tp + fp else 1.0, tp / (tp + fn) if tp + fn else 1.0)
+    planted = {frozenset(p) for p in corpus["planted"]}
+    found = sum(1 for a, b in corpus["planted"] if root(a) == root(b))
+    sim = exact_jaccard_factory(corpus, 5)
+    correct = sum(1 for a, b in pairs if frozenset((a, b)) in planted or (b != "?" and sim(a, b) >= 0.5))
+    return f1_of(correct / len(pairs) if pairs else 1.0, found / len(planted))
 
 
 def main() -> None:
