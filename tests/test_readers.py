@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 import pyarrow.parquet as pq
 import zstandard
 
@@ -72,8 +73,9 @@ def test_large_jsonl_is_split_on_line_boundaries_without_loss(tmp_path: Path):
     assert many[1].first_line == 1 + (SAMPLE / "web_en.jsonl").read_bytes()[: many[1].start].count(b"\n")
 
 
-def test_warc_response_records_become_documents(tmp_path: Path):
-    docs, rejects, _ = read_all([SAMPLE / "whirlwind.warc.gz"], tmp_path)
+@pytest.mark.parametrize("extractor", ["trafilatura", "resiliparse"])
+def test_warc_response_records_become_documents(tmp_path: Path, extractor: str):
+    docs, rejects, _ = read_all([SAMPLE / "whirlwind.warc.gz"], tmp_path, warc_extractor=extractor)
     assert len(docs) + len(rejects) == 1
     assert docs and "Escopete" in docs[0].text
     # the extracted text is the page's content: its words appear in Common Crawl's own WET conversion
