@@ -180,7 +180,8 @@ def run_datasketch(path: Path, out: Path, lang: str, params: dict) -> list[tuple
 
 METHODS = {"corpusloop": run_corpusloop, "datatrove": run_datatrove, "datasketch": run_datasketch}
 IMPORTS = {  # imported before the clock starts: the timings compare work, not interpreter start-up
-    "corpusloop": ["corpus.pipeline", "corpus.minhash"],
+    "corpusloop": ["corpus.pipeline", "corpus.minhash", "corpus.writers", "corpus.stats", "corpus.report",
+                   "datatrove.executor"],
     "datatrove": ["datatrove.executor", "datatrove.pipeline.dedup.minhash", "datatrove.pipeline.readers",
                   "datatrove.pipeline.writers"],
     "datasketch": ["datasketch", "orjson", "corpus.minhash"],

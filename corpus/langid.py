@@ -54,11 +54,12 @@ def script_language(text: str, sample: int = 400) -> str | None:
     letters = len(_LETTER.findall(head))
     if not letters:
         return None
-    counts = {lang: len(pattern.findall(head)) for lang, pattern in _SCRIPTS.items()}
-    if counts["ja"] > 0.1 * letters:
+    if len(_SCRIPTS["ja"].findall(head)) > 0.1 * letters:  # kana: Japanese even among many kanji
         return "ja"
-    lang, n = max(counts.items(), key=lambda kv: kv[1])
-    return lang if n > 0.3 * letters else None
+    for lang in ("zh", "ko", "th"):  # most likely first: stops after one more scan for Chinese
+        if len(_SCRIPTS[lang].findall(head)) > 0.3 * letters:
+            return lang
+    return None
 
 
 class LanguageIdentifier(CorpusStep):
