@@ -357,7 +357,7 @@ class NearDuplicatePlan:
     cluster_size: list[np.ndarray]
     clusters: int
     removed: int
-    candidate_pairs: int
+    candidate_pairs: int  # candidate pairs checked (pairs already in one cluster are skipped)
     verified_pairs: int
 
 
@@ -372,7 +372,7 @@ def plan_near_duplicates(files: list[SignatureFile], eligible: list[np.ndarray],
     owner = np.repeat(np.arange(len(files)), sizes)
     uf = UnionFind(total)
     bands = files[0].keys.shape[0] if files else 0
-    seen: set[tuple[int, int]] = set()
+    rejected: set[tuple[int, int]] = set()
     candidates = verified = 0
 
     def shingles_of(g: int) -> np.ndarray:
@@ -396,16 +396,17 @@ def plan_near_duplicates(files: list[SignatureFile], eligible: list[np.ndarray],
             head = int(idx[s])  # the earliest member (the sort is stable): compare the others with it
             for j in range(s + 1, e):
                 other = int(idx[j])
+                if uf.find(head) == uf.find(other):  # already joined, in this band or an earlier one
+                    continue
                 pair = (head, other)
-                if pair in seen:
+                if pair in rejected:
                     continue
-                seen.add(pair)
                 candidates += 1
-                if uf.find(head) == uf.find(other):
-                    continue
                 if not cfg.verify or jaccard(shingles_of(head), shingles_of(other)) >= cfg.threshold:
                     verified += 1
                     uf.union(head, other)
+                else:  # only failed checks are remembered, so memory grows with false candidates only
+                    rejected.add(pair)
     lengths = np.concatenate([f.lengths for f in files]) if total else np.zeros(0, np.int64)
     scores = np.concatenate([f.scores for f in files]) if total else np.zeros(0, np.float64)
     keep_policy = cfg.keep
