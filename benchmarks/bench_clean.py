@@ -124,7 +124,7 @@ def main() -> None:
             ("corpusloop (same steps)", ours_seconds, ours["output"]["docs"]),
             ("corpusloop full pipeline (+exact_dedup, minhash, balance)", full_seconds, full["output"]["docs"]),
         ]
-        print(f"\n| pipeline | seconds | MB/s per core | docs kept | vs datatrove |\n|---|---:|---:|---:|---:|")
+        print("\n| pipeline | seconds | MB/s per core | docs kept | vs datatrove |\n|---|---:|---:|---:|---:|")
         for name, seconds, kept in rows:
             print(f"| {name} | {seconds:.1f} | {mb / seconds:.2f} | {kept} | {dt_seconds / seconds:.2f}x |")
 

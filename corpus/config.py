@@ -103,6 +103,9 @@ class HeuristicRules(_Section):
     fineweb: FineWebConfig | None = FineWebConfig()
 
 
+NO_SPACE_SCRIPT_LANGUAGES = ("zh", "ja", "ko", "th")  # languages with built-in heuristics overrides
+
+
 def _cjk_overrides() -> dict[str, Any]:
     # Chinese, Japanese, Korean and Thai text has no spaces: a "word" is a character, so word-length
     # and word-count rules calibrated on English would drop almost every document.
@@ -131,7 +134,7 @@ class HeuristicsConfig(HeuristicRules):
 
     enabled: bool = True
     languages: dict[str, dict[str, Any]] = Field(
-        default_factory=lambda: {lang: _cjk_overrides() for lang in ("zh", "ja", "ko", "th")}
+        default_factory=lambda: {lang: _cjk_overrides() for lang in NO_SPACE_SCRIPT_LANGUAGES}
     )
 
     @field_validator("languages", mode="before")
@@ -141,7 +144,7 @@ class HeuristicsConfig(HeuristicRules):
         # `zh: null` removes one
         if not isinstance(value, dict):
             return value
-        merged = _deep_merge({lang: _cjk_overrides() for lang in ("zh", "ja", "ko", "th")}, value)
+        merged = _deep_merge({lang: _cjk_overrides() for lang in NO_SPACE_SCRIPT_LANGUAGES}, value)
         return {lang: rules for lang, rules in merged.items() if rules is not None}
 
     @model_validator(mode="after")

@@ -178,22 +178,23 @@ class HeuristicFilter(CorpusStep):
     def __init__(self, cfg: HeuristicsConfig, output_dir: str | Path):
         super().__init__(output_dir)
         self.cfg = cfg
-        self._rules: dict[str, HeuristicRules] = {}
+        self._rules: dict[str, tuple[HeuristicRules, frozenset[str]]] = {}
 
-    def rules(self, lang: str) -> HeuristicRules:
+    def rules(self, lang: str) -> tuple[HeuristicRules, frozenset[str]]:
+        """A language's rules and Gopher stop words, built once per language."""
         if lang not in self._rules:
-            self._rules[lang] = self.cfg.rules_for(lang)
+            rules = self.cfg.rules_for(lang)
+            listed = rules.gopher_quality.stop_words if rules.gopher_quality else None
+            self._rules[lang] = (rules, frozenset(STOP_WORDS if listed is None else listed))
         return self._rules[lang]
 
     def apply(self, doc: Document) -> bool | tuple[bool, str]:
-        rules = self.rules(document_language(doc))
+        rules, stop_words = self.rules(document_language(doc))
         text = doc.text
         words = split_words(text)
         # the cheap linear rules run before the n-gram counting; a document must pass all of them anyway
         if rules.gopher_quality is not None:
-            q = rules.gopher_quality
-            stop_words = frozenset(q.stop_words if q.stop_words is not None else STOP_WORDS)
-            if failed := gopher_quality(text, words, q, stop_words):
+            if failed := gopher_quality(text, words, rules.gopher_quality, stop_words):
                 return False, f"gopher_quality/{failed}"
         if rules.gopher_repetition is not None:
             if failed := gopher_repetition(text, words, rules.gopher_repetition):

@@ -7,10 +7,12 @@ never looks complete, and a re-run after a crash overwrites the `.tmp` and produ
 from __future__ import annotations
 
 import gzip
+import io
 import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 
 from datatrove.data import Document
@@ -33,6 +35,20 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_npy(path: str | Path, array: np.ndarray) -> None:
+    """One numpy array as a `.npy` file (no pickles), written atomically."""
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def atomic_write_npz(path: str | Path, **arrays: np.ndarray) -> None:
+    """Named numpy arrays as one `.npz` file, written atomically."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def document_to_record(doc: Document) -> dict[str, Any]:

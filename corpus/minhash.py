@@ -17,7 +17,6 @@ Flow inside `corpus clean` (see `corpus.pipeline`):
 from __future__ import annotations
 
 import functools
-import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from datatrove.data import Document, DocumentsPipeline
 
 from corpus.base import CorpusStep
 from corpus.config import MinhashConfig
-from corpus.io import atomic_write_bytes
+from corpus.io import atomic_write_npy
 from corpus.langid import document_language
 
 NO_SPACE_LANGUAGES = frozenset({"zh", "ja", "th", "wuu", "yue", "lo", "km", "my", "bo"})
@@ -264,10 +263,8 @@ class SignatureFile:
         return np.asarray(self.shingles[self.offsets[i] : self.offsets[i + 1]])
 
     def save(self, folder: Path) -> None:
-        for name in self.FIELDS:  # `ids` last: its presence marks a complete set
-            buf = io.BytesIO()
-            np.save(buf, getattr(self, name), allow_pickle=False)
-            atomic_write_bytes(folder / f"{name}.npy", buf.getvalue())
+        for name in self.FIELDS:
+            atomic_write_npy(folder / f"{name}.npy", getattr(self, name))
 
     @classmethod
     def load(cls, folder: Path) -> "SignatureFile":
@@ -449,23 +446,17 @@ class MinhashFilter(CorpusStep):
 
     name = "minhash"
 
-    def __init__(self, plan_dir: str | Path, exact_keep_dir: str | Path | None, output_dir: str | Path):
+    def __init__(self, plan_dir: str | Path, output_dir: str | Path):
         super().__init__(output_dir)
         self.plan_dir = str(plan_dir)
-        self.exact_keep_dir = str(exact_keep_dir) if exact_keep_dir else None
 
     def run(self, data, rank: int = 0, world_size: int = 1):
         with np.load(Path(self.plan_dir) / f"{rank:05d}.npz", allow_pickle=False) as z:
             self._keep, self._kept_id, self._size = z["keep"], z["kept_id"], z["size"]
-        # positions count every document of the work shard; exact_dedup (before this step) removed some
-        self._skip = np.load(Path(self.exact_keep_dir) / f"{rank:05d}.npy") if self.exact_keep_dir else None
-        self._position = 0
+        self._position = 0  # the plan lists exactly the documents that reach this step, in order
         yield from super().run(data, rank, world_size)
 
     def apply(self, doc: Document) -> bool | tuple[bool, str]:
-        if self._skip is not None:
-            while not self._skip[self._position]:
-                self._position += 1
         i = self._position
         self._position += 1
         if self._size[i] > 1:

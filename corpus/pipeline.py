@@ -13,7 +13,6 @@ result is written last and atomically. So a killed run, re-run, gives the same b
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -26,7 +25,7 @@ from typing import Callable
 import numpy as np
 
 from corpus.config import CleanConfig, ConfigError, ExecutorConfig
-from corpus.io import atomic_write_bytes, atomic_write_text
+from corpus.io import atomic_write_npy, atomic_write_npz, atomic_write_text
 from corpus.readers import CorpusReader, InputSplit, discover_inputs, plan_splits
 
 # name -> what it does; the order is the order steps run in. Reading and writing always run.
@@ -151,12 +150,6 @@ def run_pass(name: str, pipeline: list, tasks: int, logs: Path, cfg: ExecutorCon
         on_progress(name, tasks, tasks)
 
 
-def _npy_bytes(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, array)
-    return buf.getvalue()
-
-
 def plan_second_pass(work: Path, tasks: int, steps: list[str], config: CleanConfig) -> dict:
     """Find repeats across all tasks and the per-language sampling rates; written once, atomically."""
     from corpus.balance import balance_rates
@@ -172,17 +165,16 @@ def plan_second_pass(work: Path, tasks: int, steps: list[str], config: CleanConf
     else:
         keeps = [np.ones(len(h), dtype=bool) for h, _ in indexes]
     for rank, keep in enumerate(keeps):
-        atomic_write_bytes(work / "keep" / f"{rank:05d}.npy", _npy_bytes(keep))
+        atomic_write_npy(work / "keep" / f"{rank:05d}.npy", keep)
     near = None
     if "minhash" in steps:
         from corpus.minhash import SignatureFile, plan_near_duplicates, signature_path
 
         files = [SignatureFile.load(signature_path(work, rank)) for rank in range(tasks)]
         near = plan_near_duplicates(files, keeps, config.minhash)
-        for rank in range(tasks):
-            buf = io.BytesIO()
-            np.savez(buf, keep=near.keep[rank], kept_id=near.kept_id[rank], size=near.cluster_size[rank])
-            atomic_write_bytes(work / "minhash_plan" / f"{rank:05d}.npz", buf.getvalue())
+        for rank, seen in enumerate(keeps):  # indexed by the documents MinhashFilter sees (exact_dedup ran first)
+            atomic_write_npz(work / "minhash_plan" / f"{rank:05d}.npz", keep=near.keep[rank][seen],
+                             kept_id=near.kept_id[rank][seen], size=near.cluster_size[rank][seen])
         keeps = [k & n for k, n in zip(keeps, near.keep)]
     counts: dict[str, int] = {}
     for (_, langs), keep in zip(indexes, keeps):
@@ -238,8 +230,7 @@ def build_pass_two(steps: list[str], config: CleanConfig, out: Path, plan: dict)
     if "minhash" in steps:
         from corpus.minhash import MinhashFilter
 
-        exact_keep = out / "_work" / "keep" if "exact_dedup" in steps else None
-        pipeline.append(MinhashFilter(out / "_work" / "minhash_plan", exact_keep, out))
+        pipeline.append(MinhashFilter(out / "_work" / "minhash_plan", out))
     if "balance" in steps:
         pipeline.append(LanguageBalancer(config.balance, plan["rates"], out))
     pipeline.append(ShardWriter(out, config.output.format))

@@ -24,7 +24,7 @@ def _merge_pass(logs: Path) -> dict[str, dict[str, float]]:
             bucket = merged[step["name"]]
             for label, value in step.get("stats", {}).items():
                 bucket[label] += _total(value)
-            bucket["_time"] += _total(step.get("time_stats", {}) or 0) if step.get("time_stats") else 0
+            bucket["_time"] += _total(step.get("time_stats") or 0)
     return merged
 
 
@@ -50,8 +50,6 @@ def collect_stats(out: Path, splits: list[InputSplit], tasks: int, steps: list[s
     for merged in passes:
         for name, counters in merged.items():
             if name in ("work_write", "work_read", "minhash_signature"):
-                continue
-            if name == "write" and len(passes) > 1 and merged is passes[0]:
                 continue
             by_name[name] = counters
             row = {

@@ -11,7 +11,7 @@ from datatrove.data import DocumentsPipeline
 from corpus.base import NamedStep, length_bucket, utf8_len
 from corpus.config import ExactDedupConfig
 from corpus.exact_dedup import text_fingerprint
-from corpus.io import RecordSink, atomic_write_bytes, record_to_document
+from corpus.io import RecordSink, atomic_write_npz, record_to_document
 from corpus.langid import UNKNOWN_LANGUAGE, document_language
 
 SHARD_PREFIX = "shard-"
@@ -70,16 +70,8 @@ class WorkShardWriter(NamedStep):
             yield doc
         sink.close()
         self.flush_counts()
-        buf = _npz_bytes(np.array(hashes, dtype=np.uint64).reshape(-1, 2), np.array(langs, dtype="U16"))
-        atomic_write_bytes(work / "index" / f"{rank:05d}.npz", buf)
-
-
-def _npz_bytes(hashes: np.ndarray, langs: np.ndarray) -> bytes:
-    import io
-
-    out = io.BytesIO()
-    np.savez(out, hashes=hashes, langs=langs)
-    return out.getvalue()
+        atomic_write_npz(work / "index" / f"{rank:05d}.npz",
+                         hashes=np.array(hashes, dtype=np.uint64).reshape(-1, 2), langs=np.array(langs, dtype="U16"))
 
 
 def load_index(work_dir: str | Path, rank: int) -> tuple[np.ndarray, np.ndarray]:
