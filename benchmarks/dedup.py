@@ -91,9 +91,11 @@ def run_corpusloop(path: Path, out: Path, lang: str, params: dict) -> list[tuple
     from corpus.pipeline import clean
 
     minhash = {"num_perm": params["num_perm"], "word_ngram": params["ngram"], "char_ngram": params["ngram"],
-               "threshold": params.get("threshold", SAME_VERIFY)}
+               "threshold": params.get("threshold", SAME_VERIFY), "seed": params.get("seed", 1)}
     if params.get("bands"):
         minhash.update(bands=params["bands"], rows=params["rows"])
+    if "verify" in params:
+        minhash["verify"] = params["verify"]
     if params.get("containment"):
         minhash["containment"] = True
     cfg = load_config(overrides={"minhash": minhash, "executor": {"workers": 1}})
@@ -119,7 +121,8 @@ def run_datatrove(path: Path, out: Path, lang: str, params: dict) -> list[tuple[
     from datatrove.pipeline.readers import JsonlReader
     from datatrove.pipeline.writers import JsonlWriter
 
-    cfg = MinhashConfig(n_grams=params["ngram"], num_buckets=params["bands"], hashes_per_bucket=params["rows"])
+    cfg = MinhashConfig(n_grams=params["ngram"], num_buckets=params["bands"], hashes_per_bucket=params["rows"],
+                        seed=params.get("seed", 1))
     folder = str(path.parent)
     logs = out / "logs"
     stages = [
@@ -167,7 +170,7 @@ def run_datasketch(path: Path, out: Path, lang: str, params: dict) -> list[tuple
             tokens = normalizer.tokens(doc["text"], lang)
             sep = "" if lang in NO_SPACE_LANGUAGES else " "
             grams = {sep.join(tokens[i : i + n]) for i in range(max(1, len(tokens) - n + 1))}
-            m = MinHash(num_perm=params["num_perm"], seed=1)
+            m = MinHash(num_perm=params["num_perm"], seed=params.get("seed", 1))
             m.update_batch([g.encode("utf-8") for g in grams])
             hits = lsh.query(m)
             if hits:

@@ -8,6 +8,7 @@ writing removed documents with the step and reason to `removed/<step>/`) lives h
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -39,6 +40,21 @@ def length_bucket(n_chars: int) -> str:
     return f"len/{2 ** math.ceil(math.log2(n_chars))}"
 
 
+class _Timer:
+    """A context manager adding the seconds spent inside it to `total`."""
+
+    __slots__ = ("total", "_entered")
+
+    def __init__(self):
+        self.total = 0.0
+
+    def __enter__(self) -> None:
+        self._entered = time.perf_counter()
+
+    def __exit__(self, *exc) -> None:
+        self.total += time.perf_counter() - self._entered
+
+
 class NamedStep(PipelineStep):
     """A datatrove step known by its plain name (the name stats.json and the report use)."""
 
@@ -51,16 +67,24 @@ class NamedStep(PipelineStep):
     def __init__(self):
         super().__init__()
         self._counts: Counter = Counter()
+        self._timer = _Timer()
 
     def count(self, label: str, value: int = 1) -> None:
         """Add to a counter; kept locally and handed to datatrove's stats once per task (`flush_counts`),
         because datatrove's per-call `stat_update` (running mean and variance) costs more than many steps."""
         self._counts[label] += value
 
+    def track_time(self, unit: str | None = None) -> _Timer:
+        """Times a block; like `count`, summed locally and handed to datatrove's time stats by `flush_counts`."""
+        return self._timer
+
     def flush_counts(self) -> None:
         for label, value in sorted(self._counts.items()):
             self.stat_update(label, value=value)
         self._counts.clear()
+        if self._timer.total:
+            self.stats.time_stats.update(self._timer.total)
+            self._timer.total = 0.0
 
 
 class CorpusStep(NamedStep):

@@ -227,6 +227,8 @@ class MinhashConfig(_Section):
     containment_sample: int = Field(4, ge=1, description="1 in N shingles indexed to find containment candidates")
     containment_max_postings: int = Field(200, ge=2, description="shingles in more documents are not indexed")
     seed: int = 1
+    plan_memory_mb: int = Field(256, ge=8, description="memory for one slice of a band's sorted keys while "
+                                "clustering; more documents than fit are clustered slice by slice")
 
     @model_validator(mode="after")
     def _check_bands(self) -> "MinhashConfig":

@@ -33,13 +33,21 @@ from corpus.langid import document_language
 NO_SPACE_LANGUAGES = frozenset({"zh", "ja", "th", "wuu", "yue", "lo", "km", "my", "bo"})
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 _NGRAM_MULT = np.uint64(0x9E3779B97F4A7C15)
-_MAX_BATCH_SHINGLES = 1 << 14  # bounds the (shingles x num_perm) work matrix to ~15 MB
+_MAX_BATCH_SHINGLES = 1 << 11  # (shingles x num_perm) work matrix of 1 MB at 64 permutations: stays in L2 cache, 25% faster than 8 MB
 _PUNCT = re.compile(r"[^\w\s]|_")
 _DIGITS = re.compile(r"\d")
-# whitespace lookup by code point: every whitespace character is at or below U+3000; the last entry (False)
-# stands for every code point above
-_IS_SPACE = np.array([chr(c).isspace() for c in range(0x3001)] + [False], dtype=bool)
 _CHAR_SALT = np.uint64(0x5851F42D4C957F2D)
+_BMP = 0x10000
+_CODE_BITS = 21  # every Unicode code point, plus one, fits in 21 bits
+
+
+@functools.lru_cache(maxsize=1)
+def _char_classes() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per BMP code point: is whitespace, is alphanumeric (`\\w` without `_`), is a decimal digit (`\\d`).
+    Built once, on the first document of a script without spaces (about 30 ms)."""
+    chars = [chr(c) for c in range(_BMP)]
+    return (np.array([c.isspace() for c in chars], dtype=bool), np.array([c.isalnum() for c in chars], dtype=bool),
+            np.array([c.isdecimal() for c in chars], dtype=bool))
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
@@ -74,13 +82,29 @@ class Shingler:
             return [ch for ch in text if not ch.isspace()]
         return text.split()
 
+    def char_codes(self, text: str) -> np.ndarray:
+        """The code points of `tokens(text, <no-space language>)`, normalised by table lookups in numpy:
+        the same result as the regular expressions of `normalize`, at a fraction of their cost on long
+        CJK documents, where every character is a token."""
+        codes = np.frombuffer((text.lower() if self.cfg.lowercase else text).encode("utf-32-le"), dtype=np.uint32)
+        space, alnum, digit = _char_classes()
+        bmp = np.minimum(codes, _BMP - 1)
+        keep = alnum[bmp] if self.cfg.strip_punctuation else ~space[bmp]
+        high = codes >= _BMP
+        if high.any():  # rare: classify the few distinct astral code points one by one
+            codes = codes.copy()
+            for c in np.unique(codes[high]).tolist():
+                ch, at = chr(c), codes == c
+                keep[at] = ch.isalnum() if self.cfg.strip_punctuation else not ch.isspace()
+                if self.cfg.normalize_digits and ch.isdecimal():
+                    codes[at] = 48
+        codes = codes[keep]
+        if self.cfg.normalize_digits:  # U+FFFF, where astral code points look up, is no digit
+            codes = np.where(digit[np.minimum(codes, _BMP - 1)], np.uint32(48), codes)
+        return codes
+
     def token_hashes(self, text: str, lang: str) -> np.ndarray:
-        """One uint64 hash per token, in order."""
-        if lang in NO_SPACE_LANGUAGES:
-            # characters are the tokens: hash their code points in one vectorised pass, no Python loop
-            codes = np.frombuffer(self.normalize(text).encode("utf-32-le"), dtype=np.uint32)
-            codes = codes[~_IS_SPACE[np.minimum(codes, len(_IS_SPACE) - 1)]]
-            return _mix64(codes.astype(np.uint64) + _CHAR_SALT)
+        """One uint64 hash per word, in order (words of space-delimited scripts only)."""
         tokens = self.tokens(text, lang)
         cache = self._token_hashes
         if len(cache) > 2_000_000:
@@ -90,18 +114,35 @@ class Shingler:
             dtype=np.uint64, count=len(tokens),
         )
 
-    def shingles(self, text: str, lang: str) -> np.ndarray:
-        """Sorted unique uint64 shingle hashes (empty when the text has no token at all)."""
-        ids = self.token_hashes(text, lang)
+    def shingle_hashes(self, text: str, lang: str) -> np.ndarray:
+        """The uint64 hash of every n-gram in text order, repeats included (a MinHash signature does not
+        need them removed, and removing them costs a sort); empty when the text has no token at all."""
+        if lang in NO_SPACE_LANGUAGES:
+            codes = self.char_codes(text).astype(np.uint64) + np.uint64(1)  # 1..0x110000: fits 21 bits, never 0
+            n, size = self.cfg.char_ngram, len(codes)
+            if n * _CODE_BITS <= 64:  # pack the n code points side by side: distinct n-grams, distinct keys
+                n = min(n, size)
+                m = size - n + 1
+                h = codes[:m].copy()
+                for k in range(1, n):
+                    h <<= np.uint64(_CODE_BITS)
+                    h |= codes[k : k + m]
+                return _mix64(h + _CHAR_SALT)
+            ids = _mix64(codes + _CHAR_SALT)
+        else:
+            ids, n = self.token_hashes(text, lang), self.cfg.word_ngram
         if not len(ids):
-            return np.zeros(0, dtype=np.uint64)
-        n = self.cfg.char_ngram if lang in NO_SPACE_LANGUAGES else self.cfg.word_ngram
+            return ids
         n = min(n, len(ids))
         m = len(ids) - n + 1
         h = ids[:m].copy()
         for k in range(1, n):  # polynomial combination of the n token hashes, wrapping mod 2**64
             h = h * _NGRAM_MULT + ids[k : k + m]
-        return np.unique(_mix64(h))
+        return _mix64(h)
+
+    def shingles(self, text: str, lang: str) -> np.ndarray:
+        """Sorted unique uint64 shingle hashes: the shingle set whose Jaccard similarity MinHash estimates."""
+        return np.unique(self.shingle_hashes(text, lang))
 
 
 class MinHasher:
@@ -114,7 +155,7 @@ class MinHasher:
 
     def signatures(self, shingle_sets: list[np.ndarray]) -> np.ndarray:
         """(documents, num_perm) uint32 signatures; every set must be non-empty."""
-        out = np.empty((len(shingle_sets), len(self.a)), dtype=np.uint32)
+        out = np.empty((len(shingle_sets), len(self.a)), dtype=np.uint64)
         start = 0
         while start < len(shingle_sets):  # batches of documents, bounded in shingles for memory
             end, total = start, 0
@@ -124,7 +165,7 @@ class MinHasher:
             batch = shingle_sets[start:end]
             if total > _MAX_BATCH_SHINGLES:  # one very long document: running minimum over chunks
                 x = batch[0]
-                sig = np.full(len(self.a), np.iinfo(np.uint32).max, dtype=np.uint32)
+                sig = np.full(len(self.a), np.iinfo(np.uint64).max, dtype=np.uint64)
                 for i in range(0, len(x), _MAX_BATCH_SHINGLES):
                     sig = np.minimum(sig, self._permute(x[i : i + _MAX_BATCH_SHINGLES]).min(axis=0))
                 out[start] = sig
@@ -133,13 +174,15 @@ class MinHasher:
                 offsets = np.cumsum([0] + [len(s) for s in batch[:-1]])
                 out[start:end] = np.minimum.reduceat(self._permute(x), offsets, axis=0)
             start = end
-        return out
+        # the hash is the top 32 bits of a*x + b; shifting is monotone, so the minimum is taken on the full
+        # 64-bit values and only the (documents x num_perm) result is shifted: two passes fewer over the
+        # (shingles x num_perm) matrix
+        return (out >> np.uint64(32)).astype(np.uint32)
 
     def _permute(self, x: np.ndarray) -> np.ndarray:
-        y = np.multiply(x[:, None], self.a[None, :])  # in place from here on: one matrix, not four
-        y += self.b[None, :]
-        y >>= np.uint64(32)
-        return y.astype(np.uint32)
+        y = np.multiply(x[:, None], self.a[None, :])
+        y += self.b[None, :]  # in place: one matrix, not two
+        return y
 
 
 def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
@@ -218,7 +261,7 @@ class UnionFind:
     """Disjoint sets over 0..n-1 with path halving; the root of a set is its smallest member."""
 
     def __init__(self, n: int):
-        self.parent = np.arange(n, dtype=np.int64)
+        self.parent = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
 
     def find(self, x: int) -> int:
         parent = self.parent
@@ -245,22 +288,32 @@ class UnionFind:
 
 @dataclass
 class SignatureFile:
-    """What pass 1 stores per task, one .npy file per field in `_work/minhash/<rank>/`. Band keys are
-    stored band-major and, with the shingles, memory-mapped on load, so planning holds one band at a time."""
+    """What pass 1 stores per task, one .npy file per field in `_work/minhash/<rank>/`, memory-mapped on load.
+    Each band's keys are stored sorted, with the document each key belongs to, so that planning can read any
+    key range of a band from every task with a binary search (see `band_slices`)."""
 
-    keys: np.ndarray  # (bands, docs) uint64; columns of documents without shingles are unused
+    band_keys: np.ndarray  # (bands, documents with shingles) uint64, every row sorted
+    band_docs: np.ndarray  # (bands, documents with shingles) uint32 position of each key's document
     has_shingles: np.ndarray  # (docs,) bool
-    shingles: np.ndarray  # concatenated uint64
+    shingles: np.ndarray  # concatenated uint64 shingle hashes of each document, repeats included
     offsets: np.ndarray  # (docs + 1,) int64
     lengths: np.ndarray  # (docs,) int64 characters
     scores: np.ndarray  # (docs,) float64 keep score from metadata, NaN when absent
     ids: np.ndarray  # (docs,) str
 
-    FIELDS = ("keys", "has_shingles", "shingles", "offsets", "lengths", "scores", "ids")
-    MAPPED = ("keys", "shingles")
+    FIELDS = ("band_keys", "band_docs", "has_shingles", "shingles", "offsets", "lengths", "scores", "ids")
+
+    @classmethod
+    def from_keys(cls, keys: np.ndarray, has_shingles: np.ndarray, **fields) -> "SignatureFile":
+        """Build from the (documents with shingles, bands) band keys, in document order."""
+        docs = np.flatnonzero(has_shingles).astype(np.uint32)
+        order = np.argsort(keys, axis=0, kind="stable").T  # (bands, n): per band, documents by key
+        return cls(band_keys=np.take_along_axis(keys.T, order, axis=1), band_docs=docs[order],
+                   has_shingles=has_shingles, **fields)
 
     def shingle_set(self, i: int) -> np.ndarray:
-        return np.asarray(self.shingles[self.offsets[i] : self.offsets[i + 1]])
+        """Document i's sorted unique shingles (stored with repeats, in text order)."""
+        return np.unique(self.shingles[self.offsets[i] : self.offsets[i + 1]])
 
     def save(self, folder: Path) -> None:
         for name in self.FIELDS:
@@ -268,8 +321,7 @@ class SignatureFile:
 
     @classmethod
     def load(cls, folder: Path) -> "SignatureFile":
-        return cls(**{n: np.load(folder / f"{n}.npy", mmap_mode="r" if n in cls.MAPPED else None,
-                                 allow_pickle=False) for n in cls.FIELDS})
+        return cls(**{n: np.load(folder / f"{n}.npy", mmap_mode="r", allow_pickle=False) for n in cls.FIELDS})
 
 
 def signature_path(work_dir: str | Path, rank: int) -> Path:
@@ -308,16 +360,13 @@ class MinhashSignature(CorpusStep):
 
         def flush() -> None:
             nonempty = [s for s in pending if len(s)]
-            block = np.zeros((len(pending), bands), dtype=np.uint64)
             if nonempty:
-                keys = band_keys(hasher.signatures(nonempty), bands, rows)
-                block[np.array([len(s) > 0 for s in pending])] = keys
-            key_blocks.append(block)
+                key_blocks.append(band_keys(hasher.signatures(nonempty), bands, rows))
             pending.clear()
 
         for doc in data:
             with self.track_time():
-                s = shingler.shingles(doc.text, document_language(doc))
+                s = shingler.shingle_hashes(doc.text, document_language(doc))
                 if not len(s):
                     self.count("no_shingles")
                 sets.append(s)
@@ -333,8 +382,8 @@ class MinhashSignature(CorpusStep):
         self.flush_counts()
         offsets = np.zeros(len(sets) + 1, dtype=np.int64)
         offsets[1:] = np.cumsum([len(s) for s in sets])
-        record = SignatureFile(
-            keys=np.ascontiguousarray(np.concatenate(key_blocks).T) if key_blocks else np.zeros((bands, 0), np.uint64),
+        record = SignatureFile.from_keys(
+            np.concatenate(key_blocks) if key_blocks else np.zeros((0, bands), np.uint64),
             has_shingles=np.array([len(s) > 0 for s in sets], dtype=bool),
             shingles=np.concatenate(sets) if sets else np.zeros(0, dtype=np.uint64),
             offsets=offsets,
@@ -347,97 +396,151 @@ class MinhashSignature(CorpusStep):
 
 @dataclass
 class NearDuplicatePlan:
-    """Per task: which documents survive, and for each the id of its cluster's survivor and cluster size."""
+    """The clusters found, listing only documents in a cluster of two or more (global index = task, then
+    position), so its size follows the duplicates, not the corpus."""
 
-    keep: list[np.ndarray]
-    kept_id: list[np.ndarray]
-    cluster_size: list[np.ndarray]
-    clusters: int
-    removed: int
+    starts: np.ndarray  # (tasks + 1,) global index of each task's first document
+    members: np.ndarray  # global indexes of clustered documents, ascending
+    survivor: np.ndarray  # global index of the member of each one's cluster that survives
+    size: np.ndarray  # size of each one's cluster
+    kept_id: np.ndarray  # id of that survivor
     candidate_pairs: int  # candidate pairs checked (pairs already in one cluster are skipped)
     verified_pairs: int
+
+    @property
+    def clusters(self) -> int:
+        return int((self.survivor == self.members).sum())
+
+    @property
+    def removed(self) -> int:
+        return int((self.survivor != self.members).sum())
+
+    def for_task(self, rank: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(position in the task, survives, survivor's id, cluster size) of one task's clustered documents."""
+        lo, hi = np.searchsorted(self.members, self.starts[rank : rank + 2])
+        members = self.members[lo:hi]
+        return members - self.starts[rank], self.survivor[lo:hi] == members, self.kept_id[lo:hi], self.size[lo:hi]
+
+
+_ENTRY_BYTES = 48  # per band key while a slice is clustered: key, global index, sort order, and copies
+
+
+def band_slices(files: list[SignatureFile], band: int, starts: np.ndarray, parts: int):
+    """One band's (keys, global document indexes) in `parts` slices of the key range, each sorted by key
+    and then by document. Every task's keys are sorted on disk, so each slice is a binary search and a
+    contiguous read per task: memory follows the slice, not the corpus (external-memory clustering; a run of
+    equal keys never straddles two slices)."""
+    bounds = [np.uint64(p * 2**64 // parts) for p in range(parts)]
+    for p in range(parts):
+        keys, docs = [], []
+        for f, file in enumerate(files):
+            row = file.band_keys[band]
+            lo = int(np.searchsorted(row, bounds[p])) if p else 0
+            hi = int(np.searchsorted(row, bounds[p + 1])) if p + 1 < parts else len(row)
+            keys.append(np.asarray(row[lo:hi]))
+            docs.append(file.band_docs[band, lo:hi].astype(np.int64) + starts[f])
+        keys, docs = np.concatenate(keys), np.concatenate(docs)
+        order = np.lexsort((docs, keys))
+        yield keys[order], docs[order]
+
+
+def _gather(files: list[SignatureFile], starts: np.ndarray, field: str, at: np.ndarray) -> np.ndarray:
+    """A per-document field (memory-mapped) at the given global indexes."""
+    order = np.argsort(at, kind="stable")
+    ascending = at[order]
+    parts = []
+    for f, file in enumerate(files):
+        lo, hi = np.searchsorted(ascending, starts[f : f + 2])
+        parts.append(np.asarray(getattr(file, field)[ascending[lo:hi] - starts[f]]))
+    values = np.concatenate(parts)
+    out = np.empty_like(values)
+    out[order] = values
+    return out
 
 
 def plan_near_duplicates(files: list[SignatureFile], eligible: list[np.ndarray], cfg: MinhashConfig) -> NearDuplicatePlan:
     """Cluster the eligible documents of all tasks (global order = task, then position) by LSH band
     collisions confirmed by exact Jaccard >= `cfg.threshold` (and, with `cfg.containment`, by containment
-    of the shorter document in the longer), and pick each cluster's survivor."""
-    sizes = [len(f.lengths) for f in files]
-    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    of the shorter document in the longer), and pick each cluster's survivor.
+
+    Memory: one slice of one band (`cfg.plan_memory_mb`), the union-find array (4 bytes a document up to
+    2**31 documents), the pairs that failed verification, and the clustered documents."""
+    starts = np.concatenate([[0], np.cumsum([len(f.lengths) for f in files])]).astype(np.int64)
     total = int(starts[-1])
-    ok = np.concatenate([e & f.has_shingles for e, f in zip(eligible, files)]) if total else np.zeros(0, bool)
-    owner = np.repeat(np.arange(len(files)), sizes)
+    ok = np.concatenate(eligible) if total else np.zeros(0, bool)
     uf = UnionFind(total)
-    bands = files[0].keys.shape[0] if files else 0
+    bands = files[0].band_keys.shape[0] if files else 0
+    entries = sum(f.band_keys.shape[1] for f in files)
+    parts = max(1, -(-entries * _ENTRY_BYTES // (cfg.plan_memory_mb << 20)))
     rejected: set[tuple[int, int]] = set()
     candidates = verified = 0
 
     def shingles_of(g: int) -> np.ndarray:
-        f = owner[g]
+        f = int(np.searchsorted(starts, g, side="right")) - 1
         return files[f].shingle_set(g - starts[f])
 
-    eligible_ids = np.flatnonzero(ok)
-    for band in range(bands):  # one band in memory at a time
-        column = np.concatenate([np.asarray(f.keys[band]) for f in files])
-        idx = eligible_ids
-        keys = column[idx]
-        order = np.argsort(keys, kind="stable")
-        keys, idx = keys[order], idx[order]
-        if len(keys) < 2:
-            continue
-        starts_of_runs = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
-        ends_of_runs = np.concatenate([starts_of_runs[1:], [len(keys)]])
-        for s, e in zip(starts_of_runs, ends_of_runs):
-            if e - s < 2:
+    for band in range(bands):
+        for keys, idx in band_slices(files, band, starts, parts):
+            keep = ok[idx]
+            keys, idx = keys[keep], idx[keep]
+            if len(keys) < 2:
                 continue
-            head = int(idx[s])  # the earliest member (the sort is stable): compare the others with it
-            for j in range(s + 1, e):
-                other = int(idx[j])
-                if uf.find(head) == uf.find(other):  # already joined, in this band or an earlier one
-                    continue
-                pair = (head, other)
-                if pair in rejected:
-                    continue
-                candidates += 1
-                if not cfg.verify or jaccard(shingles_of(head), shingles_of(other)) >= cfg.threshold:
-                    verified += 1
-                    uf.union(head, other)
-                else:  # only failed checks are remembered, so memory grows with false candidates only
-                    rejected.add(pair)
-    lengths = np.concatenate([f.lengths for f in files]) if total else np.zeros(0, np.int64)
-    scores = np.concatenate([f.scores for f in files]) if total else np.zeros(0, np.float64)
+            starts_of_runs = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
+            ends_of_runs = np.concatenate([starts_of_runs[1:], [len(keys)]])
+            for s, e in zip(starts_of_runs[ends_of_runs - starts_of_runs > 1], ends_of_runs[ends_of_runs - starts_of_runs > 1]):
+                head = int(idx[s])  # the earliest member: compare the others with it
+                head_set = None
+                for j in range(s + 1, e):
+                    other = int(idx[j])
+                    if uf.find(head) == uf.find(other):  # already joined, in this band or an earlier one
+                        continue
+                    pair = (head, other)
+                    if pair in rejected:
+                        continue
+                    candidates += 1
+                    if cfg.verify and head_set is None:
+                        head_set = shingles_of(head)
+                    if not cfg.verify or jaccard(head_set, shingles_of(other)) >= cfg.threshold:
+                        verified += 1
+                        uf.union(head, other)
+                    else:  # only failed checks are remembered, so memory grows with false candidates only
+                        rejected.add(pair)
     keep_policy = cfg.keep
     if cfg.containment and total:
-        sets = [shingles_of(int(g)) for g in eligible_ids]
-        for i, j in containment_candidates(sets, cfg.containment_sample, cfg.containment_max_postings):
-            a, b = int(eligible_ids[i]), int(eligible_ids[j])
+        with_shingles = np.flatnonzero(ok & np.concatenate([f.has_shingles for f in files]))
+        sample = np.uint64(cfg.containment_sample)
+        sampled = []  # only the sampled shingles stay in memory; full sets are read again to verify
+        for g in with_shingles.tolist():
+            s = shingles_of(g)
+            sampled.append(s[s % sample == 0])
+        for i, j in containment_candidates(sampled, cfg.containment_sample, cfg.containment_max_postings):
+            a, b = int(with_shingles[i]), int(with_shingles[j])
             candidates += 1
-            if uf.find(a) != uf.find(b) and containment(sets[i], sets[j]) >= cfg.containment_threshold:
+            if uf.find(a) != uf.find(b) and containment(shingles_of(a), shingles_of(b)) >= cfg.containment_threshold:
                 verified += 1
                 uf.union(a, b)
         if keep_policy == "first":  # a partial copy is the shorter one: keeping the first could drop the whole
             keep_policy = "longest"
-    roots = uf.roots()
-    ids = np.concatenate([f.ids for f in files]) if total else np.zeros(0, "U1")
-    size = np.bincount(roots, minlength=total)[roots] if total else np.zeros(0, np.int64)
-    clustered = np.flatnonzero(size > 1).tolist()  # ascending: the first member is met first
-    survivor: dict[int, int] = {}
-    for g in clustered:
-        r = int(roots[g])
-        best = survivor.setdefault(r, g)
-        if keep_policy == "longest" and lengths[g] > lengths[best]:
-            survivor[r] = g
-        elif keep_policy == "score" and (np.isnan(scores[best]) and not np.isnan(scores[g]) or scores[g] > scores[best]):
-            survivor[r] = g  # highest score wins; documents without one lose to any scored document
-    keep = np.ones(total, dtype=bool)
-    kept_id = ids.copy()
-    for g in clustered:
-        s = survivor[int(roots[g])]
-        keep[g] = s == g
-        kept_id[g] = ids[s]
-    split = lambda a: [a[starts[i] : starts[i + 1]] for i in range(len(files))]
-    return NearDuplicatePlan(split(keep), split(kept_id), split(size), len(survivor),
-                             int((~keep).sum()), candidates, verified)
+    return _choose_survivors(files, starts, uf.roots(), keep_policy, candidates, verified)
+
+
+def _choose_survivors(files, starts, roots, keep_policy, candidates, verified) -> NearDuplicatePlan:
+    """Each cluster's survivor by the keep policy (ties: the first document), for the clustered documents."""
+    moved = np.flatnonzero(roots != np.arange(len(roots)))
+    members = np.union1d(moved, roots[moved]).astype(np.int64)
+    member_roots = roots[members]
+    group_roots, group_size = np.unique(member_roots, return_counts=True)
+    size = group_size[np.searchsorted(group_roots, member_roots)]
+    if keep_policy == "first":  # the root of a union-find set is its smallest member
+        survivor = member_roots.astype(np.int64)
+    else:
+        values = _gather(files, starts, "lengths" if keep_policy == "longest" else "scores", members).astype(np.float64)
+        values = np.where(np.isnan(values), -np.inf, values)  # documents without a score lose to any scored one
+        order = np.lexsort((members, -values, member_roots))  # per cluster: best first, then earliest
+        best = order[np.searchsorted(member_roots[order], group_roots)]
+        survivor = members[best][np.searchsorted(group_roots, member_roots)]
+    kept_id = _gather(files, starts, "ids", survivor)
+    return NearDuplicatePlan(starts, members, survivor, size, kept_id, candidates, verified)
 
 
 class MinhashFilter(CorpusStep):
@@ -452,13 +555,17 @@ class MinhashFilter(CorpusStep):
 
     def run(self, data, rank: int = 0, world_size: int = 1):
         with np.load(Path(self.plan_dir) / f"{rank:05d}.npz", allow_pickle=False) as z:
-            self._keep, self._kept_id, self._size = z["keep"], z["kept_id"], z["size"]
-        self._position = 0  # the plan lists exactly the documents that reach this step, in order
+            self._clustered = (z["position"], z["keep"], z["kept_id"], z["size"])
+        self._position = 0  # the plan lists positions among exactly the documents that reach this step
+        self._next = 0  # the next clustered document, in position order
         yield from super().run(data, rank, world_size)
 
     def apply(self, doc: Document) -> bool | tuple[bool, str]:
-        i = self._position
+        position, keep, kept_id, size = self._clustered
+        i, k = self._position, self._next
         self._position += 1
-        if self._size[i] > 1:
-            doc.metadata["minhash"] = {"cluster": str(self._kept_id[i]), "size": int(self._size[i])}
-        return True if self._keep[i] else (False, "near_duplicate")
+        if k == len(position) or position[k] != i:
+            return True
+        self._next += 1
+        doc.metadata["minhash"] = {"cluster": str(kept_id[k]), "size": int(size[k])}
+        return True if keep[k] else (False, "near_duplicate")

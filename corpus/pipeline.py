@@ -172,10 +172,13 @@ def plan_second_pass(work: Path, tasks: int, steps: list[str], config: CleanConf
 
         files = [SignatureFile.load(signature_path(work, rank)) for rank in range(tasks)]
         near = plan_near_duplicates(files, keeps, config.minhash)
-        for rank, seen in enumerate(keeps):  # indexed by the documents MinhashFilter sees (exact_dedup ran first)
-            atomic_write_npz(work / "minhash_plan" / f"{rank:05d}.npz", keep=near.keep[rank][seen],
-                             kept_id=near.kept_id[rank][seen], size=near.cluster_size[rank][seen])
-        keeps = [k & n for k, n in zip(keeps, near.keep)]
+        for rank, seen in enumerate(keeps):
+            position, keep, kept_id, size = near.for_task(rank)
+            # positions among the documents MinhashFilter sees (those exact_dedup kept); clustered ones all are
+            atomic_write_npz(work / "minhash_plan" / f"{rank:05d}.npz", position=(np.cumsum(seen) - 1)[position],
+                             keep=keep, kept_id=kept_id, size=size)
+            keeps[rank] = seen.copy()
+            keeps[rank][position[~keep]] = False
     counts: dict[str, int] = {}
     for (_, langs), keep in zip(indexes, keeps):
         kept_langs, n = np.unique(langs[keep], return_counts=True)
@@ -195,18 +198,23 @@ def plan_second_pass(work: Path, tasks: int, steps: list[str], config: CleanConf
 
 
 def build_pass_one(splits: list[InputSplit], steps: list[str], config: CleanConfig, out: Path, two_pass: bool) -> list:
-    from corpus.heuristics import HeuristicFilter
-    from corpus.langid import LanguageIdentifier
-    from corpus.normalize import Normalizer
     from corpus.writers import ShardWriter, WorkShardWriter
 
+    def make(name: str):  # imports only the steps that run (ftfy and the heuristics are slow to import)
+        if name == "normalize":
+            from corpus.normalize import Normalizer
+
+            return Normalizer(config.normalize, out)
+        if name == "langid":
+            from corpus.langid import LanguageIdentifier
+
+            return LanguageIdentifier(config.langid, out)
+        from corpus.heuristics import HeuristicFilter
+
+        return HeuristicFilter(config.heuristics, out)
+
     pipeline: list = [CorpusReader(splits, config.reader, out)]
-    makers = {
-        "normalize": lambda: Normalizer(config.normalize, out),
-        "langid": lambda: LanguageIdentifier(config.langid, out),
-        "heuristics": lambda: HeuristicFilter(config.heuristics, out),
-    }
-    pipeline += [makers[name]() for name in steps if name in PASS_ONE]
+    pipeline += [make(name) for name in steps if name in PASS_ONE]
     if "minhash" in steps:
         from corpus.minhash import MinhashSignature
 

@@ -34,10 +34,18 @@ def signature_file(sets: list[np.ndarray], lengths: list[int], ids: list[str], c
                    scores: list[float] | None = None) -> SignatureFile:
     bands, rows = cfg.bands_rows()
     keys = band_keys(MinHasher(bands * rows, cfg.seed).signatures(sets), bands, rows)
-    return SignatureFile(keys=np.ascontiguousarray(keys.T), has_shingles=np.ones(len(sets), bool),
-                         shingles=np.concatenate(sets), offsets=np.concatenate([[0], np.cumsum([len(x) for x in sets])]),
-                         lengths=np.array(lengths), scores=np.array(scores or [np.nan] * len(sets), dtype=float),
-                         ids=np.array(ids))
+    return SignatureFile.from_keys(keys, has_shingles=np.ones(len(sets), bool), shingles=np.concatenate(sets),
+                                   offsets=np.concatenate([[0], np.cumsum([len(x) for x in sets])]),
+                                   lengths=np.array(lengths), scores=np.array(scores or [np.nan] * len(sets), dtype=float),
+                                   ids=np.array(ids))
+
+
+def dense(plan, rank: int, ids: list[str]) -> tuple[list[bool], list[str], list[int]]:
+    """The sparse plan of one task as (survives, survivor id, cluster size) for every document."""
+    keep, kept, size = [True] * len(ids), list(ids), [1] * len(ids)
+    for pos, k, kid, n in zip(*plan.for_task(rank)):
+        keep[pos], kept[pos], size[pos] = bool(k), str(kid), int(n)
+    return keep, kept, size
 
 
 @pytest.mark.parametrize("j", [0.0, 0.3, 0.6, 0.9])
@@ -106,14 +114,15 @@ def test_plan_clusters_verified_pairs_and_keeps_by_policy():
     cfg = MinhashConfig(threshold=0.5, keep="longest")
     sets = [shingler.shingles(t, "en") for t in texts]
     f = signature_file(sets, [len(t) for t in texts], ["a", "b", "c", "d"], cfg)
+    ids = ["a", "b", "c", "d"]
     plan = plan_near_duplicates([f], [np.ones(4, bool)], cfg)
-    assert plan.keep[0].tolist() == [False, False, True, True]  # the longest of {a, b, d} survives
-    assert plan.kept_id[0].tolist() == ["d", "d", "c", "d"] and plan.cluster_size[0].tolist() == [3, 3, 1, 3]
+    assert dense(plan, 0, ids) == ([False, False, True, True], ["d", "d", "c", "d"], [3, 3, 1, 3])  # longest survives
+    assert (plan.clusters, plan.removed) == (1, 2)
     first = plan_near_duplicates([f], [np.array([True, True, True, False])], cfg.model_copy(update={"keep": "first"}))
-    assert first.keep[0].tolist() == [True, False, True, True]  # d is not eligible (removed earlier)
+    assert dense(first, 0, ids)[0] == [True, False, True, True]  # d is not eligible (removed earlier)
     scored = signature_file(sets, [len(t) for t in texts], ["a", "b", "c", "d"], cfg, scores=[0.2, 0.9, 0.5, float("nan")])
     by_score = plan_near_duplicates([scored], [np.ones(4, bool)], MinhashConfig(threshold=0.5, keep="score", keep_score_field="q"))
-    assert by_score.keep[0].tolist() == [False, True, True, False]
+    assert dense(by_score, 0, ids)[0] == [False, True, True, False]
     with pytest.raises(ValueError, match="keep_score_field"):
         MinhashConfig(keep="score")
 
@@ -149,10 +158,36 @@ def test_containment_catches_a_partial_copy_that_jaccard_misses():
     cfg = MinhashConfig(containment=True)
     f = signature_file(sets, [len(source), len(excerpt), len(unrelated)], ["src", "cut", "u"], cfg)
     without = plan_near_duplicates([f], [np.ones(3, bool)], cfg.model_copy(update={"containment": False}))
-    assert without.keep[0].tolist() == [True, True, True]
+    assert dense(without, 0, ["src", "cut", "u"])[0] == [True, True, True]
     plan = plan_near_duplicates([f], [np.ones(3, bool)], cfg)
-    assert plan.keep[0].tolist() == [True, False, True]  # the excerpt goes, the longer source stays
-    assert plan.kept_id[0].tolist() == ["src", "src", "u"]
+    # the excerpt goes, the longer source stays
+    assert dense(plan, 0, ["src", "cut", "u"]) == ([True, False, True], ["src", "src", "u"], [2, 2, 1])
+
+
+def test_clustering_in_key_range_slices_equals_in_memory(monkeypatch):
+    """External-memory planning: a band read in many key-range slices over several task files gives the
+    same clusters as one slice; a run of equal keys must never be split between slices."""
+    rng = np.random.default_rng(9)
+    cfg = MinhashConfig(threshold=0.5)
+    tasks = []
+    for t in range(3):
+        sets, ids = [], []
+        for i in range(40):
+            a, b = sets_with_jaccard(rng.choice([0.2, 0.7, 0.95]), size=120, seed=t * 100 + i)
+            sets += [a, b] if i % 3 else [a]
+            ids += [f"{t}-{i}a", f"{t}-{i}b"] if i % 3 else [f"{t}-{i}a"]
+        sets.append(tasks[0][0][0] if tasks else sets[0])  # an exact copy across tasks
+        ids.append(f"{t}-copy")
+        tasks.append((sets, ids))
+    files = [signature_file(sets, [len(x) for x in sets], ids, cfg) for sets, ids in tasks]
+    eligible = [np.ones(len(ids), bool) for _, ids in tasks]
+    whole = plan_near_duplicates(files, eligible, cfg)
+    monkeypatch.setattr("corpus.minhash._ENTRY_BYTES", 2 << 20)  # 2 MB a key at 8 MB: ~50 key-range slices a band
+    sliced = plan_near_duplicates(files, eligible, cfg.model_copy(update={"plan_memory_mb": 8}))
+    assert whole.removed >= 50 and whole.verified_pairs == sliced.verified_pairs
+    for rank, (_, ids) in enumerate(tasks):
+        assert dense(whole, rank, ids) == dense(sliced, rank, ids)
+    assert dense(whole, 1, tasks[1][1])[1][-1] == "0-0a"  # the copy in task 1 points at task 0's original
 
 
 def test_metadata_score_path():
