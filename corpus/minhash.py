@@ -475,6 +475,7 @@ def plan_near_duplicates(files: list[SignatureFile], eligible: list[np.ndarray],
     rejected: set[tuple[int, int]] = set()
     candidates = verified = 0
 
+    @functools.lru_cache(maxsize=4096)  # bounded: candidate pairs come grouped by their first document
     def shingles_of(g: int) -> np.ndarray:
         f = int(np.searchsorted(starts, g, side="right")) - 1
         return files[f].shingle_set(g - starts[f])
