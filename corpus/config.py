@@ -266,6 +266,34 @@ class ExecutorConfig(_Section):
     slurm_time: str = "24:00:00"
 
 
+PII_ENTITIES = ("SECRET", "URL_CREDENTIALS", "EMAIL", "IBAN", "CN_ID", "CREDIT_CARD", "US_SSN", "IP_ADDRESS", "PHONE")
+
+
+class PiiConfig(_Section):
+    """Personal-data scrubbing (see corpus/pii.py)."""
+
+    enabled: bool = True
+    entities: list[str] = Field(default_factory=lambda: list(PII_ENTITIES), description="what to scrub")
+    replacement: Literal["placeholder", "pseudonym"] = "placeholder"
+    salt: str | None = Field(None, description="pseudonym: secret key of the salted hash; required")
+    ip_private: bool = Field(False, description="also scrub private, loopback, link-local and reserved addresses")
+
+    @field_validator("entities")
+    @classmethod
+    def _known_entities(cls, v: list[str]) -> list[str]:
+        unknown = [e for e in v if e not in PII_ENTITIES]
+        if unknown:
+            raise ValueError(f"unknown PII entity {unknown[0]!r}; known: {', '.join(PII_ENTITIES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _salted(self) -> "PiiConfig":
+        if self.replacement == "pseudonym" and not self.salt:
+            raise ValueError("replacement: pseudonym needs a secret salt (an unsalted hash of a phone number "
+                             "can be reversed by trying every number)")
+        return self
+
+
 class CleanConfig(_Section):
     """The whole configuration of one `corpus clean` run."""
 
@@ -273,6 +301,7 @@ class CleanConfig(_Section):
     normalize: NormalizeConfig = NormalizeConfig()
     langid: LangIdConfig = LangIdConfig()
     heuristics: HeuristicsConfig = HeuristicsConfig()
+    pii: PiiConfig = PiiConfig()
     exact_dedup: ExactDedupConfig = ExactDedupConfig()
     minhash: MinhashConfig = MinhashConfig()
     balance: BalanceConfig = BalanceConfig()

@@ -36,6 +36,7 @@ margin-right:4px;border-radius:2px}.wide{grid-column:1/-1}
 <div class="chart" id="chart-languages"></div></section>
 <section><h2>Document length (characters), input and output</h2><div class="legend" id="legend-lengths"></div>
 <div class="chart" id="chart-lengths"></div></section>
+<section><h2>Personal data replaced, by type</h2><div class="chart" id="chart-pii"></div></section>
 <section class="wide"><h2>Steps</h2><table id="steps-table"></table></section>
 </main>
 <script type="application/json" id="stats">__STATS__</script>
@@ -122,6 +123,8 @@ const H = S.length_histogram, buckets = [...new Set([...Object.keys(H.input), ..
 legend("legend-lengths", ["input", "output"]);
 hbars("chart-lengths", buckets.map(b => ({label: "≤ " + fmt(Number(b)), values: [H.input[b] || 0, H.output[b] || 0]})),
   ["input", "output"]);
+const P = (S.pii || {}).by_type || {};
+hbars("chart-pii", Object.entries(P).map(([k, v]) => ({label: k, values: [v]})), ["items"]);
 document.body.dataset.ready = "1";
 </script></body></html>
 """
