@@ -45,6 +45,7 @@ bench: install-dev
 	$(BIN)/python benchmarks/bench_clean.py
 	$(BIN)/python benchmarks/bench_extract.py
 	$(BIN)/python benchmarks/dedup.py
+	$(BIN)/python benchmarks/bench_pii.py
 
 clean:
 	rm -rf out .cache

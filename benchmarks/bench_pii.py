@@ -1,0 +1,133 @@
+"""PII detection: corpusloop's `pii` detectors against Microsoft Presidio's analyzer, in one run, on the
+same texts.
+
+    .venv/bin/python benchmarks/bench_pii.py [--data DIR] [--web-docs 2000]
+
+Quality: precision, recall and F1 per entity type on Presidio's labelled synthetic sentences
+(`pii_labelled/presidio_synth_v2.jsonl`; corpusloop's detectors were developed on the other Presidio file,
+`presidio_generated_large`, shown as "dev"). A detected span is correct when it has the gold span's type
+and covers at least half of it (and half of itself is inside it); private IP addresses count as PII, as the
+labels do. Speed: documents per second and MB per second on one core, on the labelled sentences and on real
+raw English web documents (`raw_web_en`).
+
+Presidio 2.2.366 is configured offline as its docs describe for pattern-only use: `AnalyzerEngine` with the
+`NoOpNlpEngine` (no spaCy model to download) and its predefined recognizers, asked for the six structured
+types below, default score threshold (0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+os.environ.setdefault("TLDEXTRACT_CACHE", str(Path(__file__).resolve().parents[1] / ".cache" / "tldextract"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# gold label -> (corpusloop entity, Presidio entity)
+TYPES = {"EMAIL_ADDRESS": ("EMAIL", "EMAIL_ADDRESS"), "PHONE_NUMBER": ("PHONE", "PHONE_NUMBER"),
+         "CREDIT_CARD": ("CREDIT_CARD", "CREDIT_CARD"), "IBAN_CODE": ("IBAN", "IBAN_CODE"),
+         "US_SSN": ("US_SSN", "US_SSN"), "IP_ADDRESS": ("IP_ADDRESS", "IP_ADDRESS")}
+
+
+def corpusloop_detector():
+    from corpus.pii import PiiDetector
+
+    detector = PiiDetector(ip_private=True)
+    back = {ours: gold for gold, (ours, _) in TYPES.items()}
+    return lambda text: [(s.start, s.end, back.get(s.entity, s.entity)) for s in detector.find(text)]
+
+
+def presidio_detector():
+    import logging
+
+    logging.getLogger("tldextract").setLevel(logging.CRITICAL)  # offline: it falls back to its bundled list
+    from presidio_analyzer import AnalyzerEngine
+    from presidio_analyzer.nlp_engine import NoOpNlpEngine
+
+    engine = AnalyzerEngine(nlp_engine=NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "none"}]),
+                            supported_languages=["en"])
+    entities = [p for _, p in TYPES.values()]
+    back = {p: gold for gold, (_, p) in TYPES.items()}
+    return lambda text: [(r.start, r.end, back[r.entity_type])
+                         for r in engine.analyze(text=text, language="en", entities=entities)]
+
+
+def overlap(a, b) -> int:
+    return max(0, min(a[1], b[1]) - max(a[0], b[0]))
+
+
+def evaluate(detect, records: list[dict]) -> tuple[dict[str, tuple[float, float, float]], float]:
+    """Per gold type (precision, recall, F1), and seconds spent detecting."""
+    found, missed, wrong, predicted = Counter(), Counter(), Counter(), Counter()
+    seconds = 0.0
+    for r in records:
+        start = time.perf_counter()
+        pred = detect(r["text"])
+        seconds += time.perf_counter() - start
+        gold = [(s["start"], s["end"], s["label"]) for s in r["spans"] if s["label"] in TYPES]
+        for g in gold:
+            hit = any(p[2] == g[2] and overlap(p, g) * 2 >= g[1] - g[0] for p in pred)
+            (found if hit else missed)[g[2]] += 1
+        for p in pred:
+            if p[2] in TYPES:
+                predicted[p[2]] += 1
+                if not any(p[2] == g[2] and overlap(p, g) * 2 >= p[1] - p[0] for g in gold):
+                    wrong[p[2]] += 1
+    scores = {}
+    for t in TYPES:
+        precision = 1 - wrong[t] / predicted[t] if predicted[t] else 0.0
+        recall = found[t] / (found[t] + missed[t]) if found[t] + missed[t] else 0.0
+        scores[t] = (precision, recall, 2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+    return scores, seconds
+
+
+def speed(detect, texts: list[str]) -> float:
+    start = time.perf_counter()
+    for t in texts:
+        detect(t)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--web-docs", type=int, default=2000)
+    args = parser.parse_args()
+    load = lambda p: [json.loads(line) for line in open(p, encoding="utf-8")]
+    test = load(args.data / "pii_labelled" / "presidio_synth_v2.jsonl")
+    dev = load(args.data / "pii_labelled" / "presidio_generated_large.jsonl")
+    web = [r["text"] for r in load(args.data / "raw_web_en" / "docs.jsonl")[: args.web_docs]]
+    detectors = {"corpusloop": corpusloop_detector(), "Presidio 2.2.366": presidio_detector()}
+    for detect in detectors.values():  # warm-up: compiled patterns, lazy tables
+        detect("call +1 202 555 0143 or mail a@b.org")
+
+    results = {name: {"test": evaluate(d, test), "dev": evaluate(d, dev)} for name, d in detectors.items()}
+    print(f"Labelled: {len(test)} sentences of presidio_synth_v2 (held out); dev = presidio_generated_large.\n")
+    print("| entity | method | precision | recall | F1 | dev F1 |")
+    print("|---|---|---:|---:|---:|---:|")
+    for t in TYPES:
+        for name in detectors:
+            p, r, f1 = results[name]["test"][0][t]
+            print(f"| {t} | {name} | {p:.3f} | {r:.3f} | {f1:.3f} | {results[name]['dev'][0][t][2]:.3f} |")
+
+    web_mb = sum(len(t.encode("utf-8")) for t in web) / 1e6
+    test_mb = sum(len(r["text"].encode("utf-8")) for r in test) / 1e6
+    print(f"\nSpeed on one core ({len(test)} labelled sentences, {test_mb:.2f} MB; {len(web)} raw EN web documents, "
+          f"{web_mb:.1f} MB):\n")
+    print("| method | sentences/s | web docs/s | web MB/s | vs Presidio |")
+    print("|---|---:|---:|---:|---:|")
+    timing = {name: (results[name]["test"][1], speed(d, web)) for name, d in detectors.items()}
+    ref = timing["Presidio 2.2.366"]
+    for name, (sent_s, web_s) in timing.items():
+        print(f"| {name} | {len(test) / sent_s:,.0f} | {len(web) / web_s:,.0f} | {web_mb / web_s:.2f} | "
+              f"{ref[1] / web_s:.1f}x (sentences {ref[0] / sent_s:.1f}x) |")
+
+
+if __name__ == "__main__":
+    main()
