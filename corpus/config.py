@@ -266,6 +266,28 @@ class ExecutorConfig(_Section):
     slurm_time: str = "24:00:00"
 
 
+class DecontaminateConfig(_Section):
+    """Benchmark decontamination by long shared n-grams (see corpus/decontaminate.py)."""
+
+    enabled: bool = False  # needs `benchmarks`
+    benchmarks: list[str] = Field(default_factory=list, description="JSONL/Parquet files, folders or globs of "
+                                  "evaluation data; each file is one benchmark, named by its file name")
+    fields: list[str] | None = Field(None, description="record fields holding benchmark text; None: every "
+                                     "string (and list of strings) except id-like fields")
+    word_ngram: int = Field(13, ge=3, description="shared words that count as contamination")
+    char_ngram: int = Field(30, ge=5, description="shared characters, for scripts without spaces")
+    min_tokens: int = Field(8, ge=1, description="benchmark records shorter than this are not indexed")
+    max_benchmark_records: int = Field(10, ge=1, description="n-grams found in more benchmark records are "
+                                       "template text (\"which of the following\"), not indexed")
+    mode: Literal["remove", "flag"] = "remove"  # flag: keep, with metadata.decontaminate
+
+    @model_validator(mode="after")
+    def _has_benchmarks(self) -> "DecontaminateConfig":
+        if self.enabled and not self.benchmarks:
+            raise ValueError("enabled needs benchmarks: the evaluation files to decontaminate against")
+        return self
+
+
 PII_ENTITIES = ("SECRET", "URL_CREDENTIALS", "EMAIL", "IBAN", "CN_ID", "CREDIT_CARD", "US_SSN", "IP_ADDRESS", "PHONE")
 
 
@@ -301,6 +323,7 @@ class CleanConfig(_Section):
     normalize: NormalizeConfig = NormalizeConfig()
     langid: LangIdConfig = LangIdConfig()
     heuristics: HeuristicsConfig = HeuristicsConfig()
+    decontaminate: DecontaminateConfig = DecontaminateConfig()
     pii: PiiConfig = PiiConfig()
     exact_dedup: ExactDedupConfig = ExactDedupConfig()
     minhash: MinhashConfig = MinhashConfig()
