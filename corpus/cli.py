@@ -1,4 +1,4 @@
-"""The `corpus` command line: `corpus clean` and `corpus steps`."""
+"""The `corpus` command line: `corpus clean`, `corpus steps` and `corpus train-classifier`."""
 
 from __future__ import annotations
 
@@ -101,6 +101,50 @@ def list_steps() -> None:
     for name, description in STEPS.items():
         table.add_row(name, description)
     console.print(table)
+
+
+@app.command("train-classifier")
+def train_classifier(
+    output: Path = typer.Option(..., "--output", "-o", help="Model file to write (.bin, or .ftz with --quantize)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Labelled JSONL: a text field and a label field."),
+    positive_file: Optional[Path] = typer.Option(None, "--positive-file", help="JSONL of positive examples "
+                                                 "(with --negative-file, DCLM style)."),
+    negative_file: Optional[Path] = typer.Option(None, "--negative-file", help="JSONL of negative examples."),
+    text_field: str = typer.Option("text", "--text-field"),
+    label_field: str = typer.Option("label", "--label-field"),
+    positive: Optional[list[str]] = typer.Option(None, "--positive", help="Label value(s) that count as "
+                                                 "positive, besides true and 1 (repeatable)."),
+    heldout: float = typer.Option(0.2, "--heldout", min=0.01, max=0.9, help="Share held out to measure on."),
+    heldout_file: Optional[Path] = typer.Option(None, "--heldout-file", help="Measure on this labelled JSONL "
+                                                "instead (an official dev split)."),
+    epoch: int = typer.Option(10, "--epoch", min=1),
+    quantize: bool = typer.Option(False, "--quantize", help="Write a small quantised .ftz."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Train a binary fastText classifier; print held-out ROC AUC and a threshold table."""
+    from corpus.classifier import ClassifierConfig, read_labelled
+    from corpus.classifier import train_classifier as train
+
+    try:
+        if data and not (positive_file or negative_file):
+            examples = read_labelled(data, text_field, label_field, positive)
+        elif positive_file and negative_file and not data:
+            examples = [(t, True) for t, _ in read_labelled(positive_file, text_field, None)]
+            examples += read_labelled(negative_file, text_field, None)
+        else:
+            raise ConfigError("give --data, or both --positive-file and --negative-file")
+        dev = read_labelled(heldout_file, text_field, label_field, positive) if heldout_file else None
+        report = train(examples, output, ClassifierConfig(epoch=epoch, quantize=quantize, heldout=heldout, seed=seed),
+                       heldout_examples=dev)
+    except (ConfigError, FileNotFoundError) as e:
+        _fail(str(e))
+    console.print(f"trained on {report.train_docs} documents ({report.positives_train} positive); "
+                  f"held out {report.heldout_docs}: ROC AUC {report.roc_auc:.3f}")
+    table = Table("threshold", "precision", "recall", "F1", box=None)
+    for row in report.thresholds:
+        table.add_row(f"{row['threshold']:.1f}", f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}")
+    console.print(table)
+    console.print(f"model: {report.model_path} ({report.model_bytes / 1e6:.2f} MB); card: {report.model_path}.json")
 
 
 def main() -> None:  # pragma: no cover - console entry point

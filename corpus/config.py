@@ -288,6 +288,27 @@ class DecontaminateConfig(_Section):
         return self
 
 
+class ToxicityConfig(_Section):
+    """Toxicity scoring and filtering with fastText models chosen by document language."""
+
+    enabled: bool = False
+    threshold: float = Field(0.3, ge=0, le=1, description="documents scoring at or above are toxic")
+    models: dict[str, str] | None = Field(None, description="language -> model path; None: the shipped "
+                                          "toxicity_en.ftz and toxicity_zh.ftz")
+    default_model: str | None = Field(None, description="model for languages not in models; None: those "
+                                      "documents are not scored")
+    mode: Literal["remove", "flag"] = "remove"
+
+
+class QualityConfig(_Section):
+    """Quality scoring with a fastText model (shipped: reference text against raw web, EN and ZH)."""
+
+    enabled: bool = False
+    model: str | None = Field(None, description="model path; None: the shipped quality.ftz")
+    threshold: float | None = Field(None, ge=0, le=1, description="remove documents scoring below; None: "
+                                    "score only")
+
+
 PII_ENTITIES = ("SECRET", "URL_CREDENTIALS", "EMAIL", "IBAN", "CN_ID", "CREDIT_CARD", "US_SSN", "IP_ADDRESS", "PHONE")
 
 
@@ -323,6 +344,8 @@ class CleanConfig(_Section):
     normalize: NormalizeConfig = NormalizeConfig()
     langid: LangIdConfig = LangIdConfig()
     heuristics: HeuristicsConfig = HeuristicsConfig()
+    quality: QualityConfig = QualityConfig()
+    toxicity: ToxicityConfig = ToxicityConfig()
     decontaminate: DecontaminateConfig = DecontaminateConfig()
     pii: PiiConfig = PiiConfig()
     exact_dedup: ExactDedupConfig = ExactDedupConfig()

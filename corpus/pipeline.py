@@ -1,8 +1,9 @@
 """`corpus clean`: builds the step lists and runs them, in passes, on datatrove's executors.
 
-Pass 1 ("process", one task per input split): read, normalize, langid, heuristics, decontaminate, pii,
-then either the final shards (when neither exact_dedup nor balance runs) or work shards plus an index. Planning (one process,
-reads only the small indexes): which documents repeat, and the sampling rate of each language. Pass 2
+Pass 1 ("process", one task per input split): read, normalize, langid, heuristics, quality, toxicity,
+decontaminate, pii, then either the final shards (when neither exact_dedup nor balance runs) or work shards
+plus an index. Planning (one process, reads only the small indexes): which documents repeat, and the
+sampling rate of each language. Pass 2
 ("finalize", same tasks): exact_dedup, balance, write the cleaned shards.
 
 Every pass is resumable: datatrove marks each finished task in `_work/logs/<pass>/completions/`, a re-run
@@ -33,13 +34,15 @@ STEPS: dict[str, str] = {
     "normalize": "Unicode repair (ftfy), NFC, whitespace and blank-line normalisation",
     "langid": "fastText lid.176 language ID; metadata.langid = {lang, score}; optional allow-list",
     "heuristics": "Gopher repetition + quality, C4 and FineWeb rules with per-language defaults",
+    "quality": "fastText quality score (metadata.quality.score); optional threshold",
+    "toxicity": "fastText toxicity score by language (EN, ZH shipped); removes at or above 0.3",
     "decontaminate": "remove or flag documents sharing a 13-word n-gram with local evaluation data",
     "pii": "scrub e-mails, phones, IPs, cards (Luhn), IBANs (mod 97), CN IDs, SSNs, secrets, URL credentials",
     "exact_dedup": "drop repeats of the same normalised text across all shards (first occurrence kept)",
     "minhash": "MinHash LSH near-duplicate removal, word or character shingles by script, verified by exact Jaccard",
     "balance": "language balancing to a target mix by hash-based down-/capped up-sampling",
 }
-PASS_ONE = ("normalize", "langid", "heuristics", "decontaminate", "pii")
+PASS_ONE = ("normalize", "langid", "heuristics", "quality", "toxicity", "decontaminate", "pii")
 PASS_TWO = ("exact_dedup", "minhash", "balance")
 
 
@@ -211,6 +214,10 @@ def build_pass_one(splits: list[InputSplit], steps: list[str], config: CleanConf
             from corpus.langid import LanguageIdentifier
 
             return LanguageIdentifier(config.langid, out)
+        if name in ("quality", "toxicity"):
+            from corpus.scoring import QualityScorer, ToxicityFilter
+
+            return QualityScorer(config.quality, out) if name == "quality" else ToxicityFilter(config.toxicity, out)
         if name == "decontaminate":
             from corpus.decontaminate import Decontaminator
 

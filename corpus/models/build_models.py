@@ -1,0 +1,72 @@
+"""Rebuild the classifiers shipped in corpus/models from the openly licensed data in ../shared/data.
+
+    .venv/bin/python -m corpus.models.build_models [--data ../shared/data] [--out corpus/models]
+
+  toxicity_en.ftz  Davidson et al. tweets (hate speech or offensive language = positive), hash split 80/20
+  toxicity_zh.ftz  COLD train (offensive = positive); measured on COLD dev, less texts also in train
+  quality.ftz      reference text (Wikipedia EN and ZH, US speeches, expert-written instructions) = positive
+                   against raw EN and ZH web documents, hash split 80/20
+Each model gets a card `<model>.json` with its held-out ROC AUC and threshold table. Training is
+single-threaded with a fixed seed: a rebuild writes the same models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from corpus.classifier import ClassifierConfig, ClassifierReport, is_heldout, read_labelled, train_classifier
+
+HERE = Path(__file__).resolve().parent
+QUALITY_NEGATIVES_PER_POSITIVE = 3
+
+
+def _jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def build_toxicity_en(data: Path, out: Path) -> ClassifierReport:
+    examples = [(r["text"], bool(r["toxic"])) for r in _jsonl(data / "toxicity_en" / "davidson_tweets.jsonl")]
+    return train_classifier(examples, out / "toxicity_en.ftz", ClassifierConfig(quantize=True))
+
+
+def build_toxicity_zh(data: Path, out: Path) -> ClassifierReport:
+    train = read_labelled(data / "toxicity_zh" / "cold_train.jsonl")
+    seen = {t for t, _ in train}
+    dev = [(t, y) for t, y in read_labelled(data / "toxicity_zh" / "cold_dev.jsonl") if t not in seen]
+    return train_classifier(train, out / "toxicity_zh.ftz", ClassifierConfig(quantize=True), heldout_examples=dev)
+
+
+def build_quality(data: Path, out: Path) -> ClassifierReport:
+    positives = _jsonl(data / "quality_reference" / "reference_docs.jsonl")
+    examples = [(r["text"], True) for r in positives]
+    for lang in ("en", "zh"):
+        wanted = QUALITY_NEGATIVES_PER_POSITIVE * sum(1 for r in positives if r.get("lang") == lang)
+        web = [r["text"] for r in _jsonl(data / f"raw_web_{lang}" / "docs.jsonl") if len(r["text"]) >= 200]
+        step = max(1, len(web) // wanted)
+        examples += [(t, False) for t in web[::step][:wanted]]  # spread over the file, deterministic
+    return train_classifier(examples, out / "quality.ftz", ClassifierConfig(quantize=True))
+
+
+BUILDERS = {"toxicity_en": build_toxicity_en, "toxicity_zh": build_toxicity_zh, "quality": build_quality}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=HERE.parents[2] / "shared" / "data")
+    parser.add_argument("--out", type=Path, default=HERE)
+    parser.add_argument("--only", choices=sorted(BUILDERS), action="append")
+    args = parser.parse_args()
+    print("| model | train docs | held-out docs | ROC AUC | P / R / F1 at 0.5 | size KB |")
+    print("|---|---:|---:|---:|---|---:|")
+    for name in args.only or BUILDERS:
+        r = BUILDERS[name](args.data, args.out)
+        row = r.at(0.5)
+        print(f"| {name} | {r.train_docs} | {r.heldout_docs} | {r.roc_auc:.3f} | "
+              f"{row['precision']:.3f} / {row['recall']:.3f} / {row['f1']:.3f} | {r.model_bytes // 1024} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
