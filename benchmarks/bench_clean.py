@@ -80,11 +80,12 @@ def stock_datatrove(inputs: list[Path], work: Path) -> tuple[float, int]:
     return seconds, kept
 
 
-def corpusloop(inputs: list[Path], out: Path, steps: list[str] | None, config: Path | None = None) -> tuple[float, dict]:
+def corpusloop(inputs: list[Path], out: Path, steps: list[str] | None, config: Path | None = None,
+               overrides: dict | None = None) -> tuple[float, dict]:
     from corpus.config import load_config
     from corpus.pipeline import clean
 
-    cfg = load_config(config, overrides={"executor": {"workers": 1}})
+    cfg = load_config(config, overrides={"executor": {"workers": 1}, **(overrides or {})})
     start = time.perf_counter()
     result = clean([str(p) for p in inputs], out, cfg, steps)
     return time.perf_counter() - start, result.stats
@@ -122,7 +123,7 @@ def main() -> None:
         rows = [
             ("stock datatrove 0.10.1 (same steps)", dt_seconds, dt_kept),
             ("corpusloop (same steps)", ours_seconds, ours["output"]["docs"]),
-            ("corpusloop full pipeline (+exact_dedup, minhash, balance)", full_seconds, full["output"]["docs"]),
+            ("corpusloop full pipeline (+pii, exact_dedup, minhash, balance)", full_seconds, full["output"]["docs"]),
         ]
         print("\n| pipeline | seconds | MB/s per core | docs kept | vs datatrove |\n|---|---:|---:|---:|---:|")
         for name, seconds, kept in rows:
@@ -134,6 +135,16 @@ def main() -> None:
             reasons = row.get("removed") or row.get("rejected") or {}
             top = ", ".join(f"{k} {v}" for k, v in list(reasons.items())[:4])
             print(f"| {row['step']} | {row['docs_in']} | {row['docs_out']} | {top} |")
+        content_steps = ["langid", "quality", "toxicity", "decontaminate", "pii"]
+        _, content = corpusloop(inputs, work / "content", content_steps, overrides={
+            "quality": {"enabled": True}, "toxicity": {"enabled": True, "mode": "flag"},
+            "decontaminate": {"enabled": True, "benchmarks": [str(args.data / "eval_benchmarks")], "mode": "flag"}})
+        print("\ncontent steps on the same input (every document, nothing removed before them), one core:")
+        print("| step | MB in | seconds | MB/s per core | documents/s |\n|---|---:|---:|---:|---:|")
+        for row in content["steps"]:
+            if row["step"] in content_steps and row["time_s"]:
+                print(f"| {row['step']} | {row['bytes_in'] / 1e6:.1f} | {row['time_s']:.1f} | "
+                      f"{row['bytes_in'] / 1e6 / row['time_s']:.2f} | {row['docs_in'] / row['time_s']:,.0f} |")
         langs = full["languages"]
         top = list(langs["before_balance"])[:6]
         print("\nlanguages (top 6) | before balance | after balance | rate")

@@ -195,7 +195,7 @@ def train_classifier(examples: list[tuple[str, bool]], output: str | Path, cfg: 
         train_docs=len(train), heldout_docs=len(heldout), positives_train=sum(1 for _, y in train if y),
         roc_auc=round(roc_auc(labels, scores), 4), thresholds=threshold_table(labels, scores),
         model_path=str(output), model_bytes=output.stat().st_size)
-    card = {"report": asdict(report), "config": asdict(cfg)}
+    card = {"report": {**asdict(report), "model_path": output.name}, "config": asdict(cfg)}  # no local paths
     Path(str(output) + ".json").write_text(json.dumps(card, indent=2))
     return report
 

@@ -68,10 +68,9 @@ class BenchmarkIndex:
         for b, path in enumerate(files):
             for n, record in benchmark_records(path):
                 text = self.record_text(record, path, n)
-                lang = script_language(text) or UNKNOWN_LANGUAGE
-                if len(self.shingler.tokens(text, lang)) < cfg.min_tokens:
+                h = self.shingler.shingles(text, script_language(text) or UNKNOWN_LANGUAGE, cfg.min_tokens)
+                if not len(h):
                     continue
-                h = self.shingler.shingles(text, lang)
                 hashes.append(h)
                 owners.append(np.full(len(h), b, dtype=np.int32))
                 records.append(np.full(len(h), record_id, dtype=np.int64))

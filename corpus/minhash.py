@@ -114,12 +114,15 @@ class Shingler:
             dtype=np.uint64, count=len(tokens),
         )
 
-    def shingle_hashes(self, text: str, lang: str) -> np.ndarray:
+    def shingle_hashes(self, text: str, lang: str, min_tokens: int = 1) -> np.ndarray:
         """The uint64 hash of every n-gram in text order, repeats included (a MinHash signature does not
-        need them removed, and removing them costs a sort); empty when the text has no token at all."""
+        need them removed, and removing them costs a sort); empty when the text has fewer than `min_tokens`
+        tokens (words, or characters for scripts without spaces)."""
         if lang in NO_SPACE_LANGUAGES:
             codes = self.char_codes(text).astype(np.uint64) + np.uint64(1)  # 1..0x110000: fits 21 bits, never 0
             n, size = self.cfg.char_ngram, len(codes)
+            if size < min_tokens:
+                return np.zeros(0, np.uint64)
             if n * _CODE_BITS <= 64:  # pack the n code points side by side: distinct n-grams, distinct keys
                 n = min(n, size)
                 m = size - n + 1
@@ -131,8 +134,8 @@ class Shingler:
             ids = _mix64(codes + _CHAR_SALT)
         else:
             ids, n = self.token_hashes(text, lang), self.cfg.word_ngram
-        if not len(ids):
-            return ids
+        if not len(ids) or len(ids) < min_tokens:
+            return np.zeros(0, np.uint64)
         n = min(n, len(ids))
         m = len(ids) - n + 1
         h = ids[:m].copy()
@@ -140,9 +143,9 @@ class Shingler:
             h = h * _NGRAM_MULT + ids[k : k + m]
         return _mix64(h)
 
-    def shingles(self, text: str, lang: str) -> np.ndarray:
+    def shingles(self, text: str, lang: str, min_tokens: int = 1) -> np.ndarray:
         """Sorted unique uint64 shingle hashes: the shingle set whose Jaccard similarity MinHash estimates."""
-        return np.unique(self.shingle_hashes(text, lang))
+        return np.unique(self.shingle_hashes(text, lang, min_tokens))
 
 
 class MinHasher:

@@ -1,0 +1,81 @@
+"""Toxicity: corpusloop's shipped fastText models against alt-profanity-check, in one run, on held-out text.
+
+    .venv/bin/python benchmarks/bench_toxicity.py [--data DIR]      # needs: pip install alt-profanity-check==1.9.1
+
+Sets (none used to train our models):
+  davidson-heldout  the 20% of Davidson et al.'s tweets our English model was not trained on (in-domain for
+                    us; alt-profanity-check was reportedly trained on Davidson's data, so this favours it)
+  jigsaw-sample     333 Jigsaw Wikipedia talk-page comments (out of domain for us: tweets vs Wikipedia talk;
+                    alt-profanity-check's training data reportedly includes Jigsaw's)
+  cold-dev          COLD dev comments not in COLD train (Chinese; alt-profanity-check is English-only)
+ROC AUC, and F1 at each tool's decision threshold (ours: the shipped 0.3; alt-profanity-check: 0.5, its
+`predict`). Speed: texts per second on one core, scored one list at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from corpus.classifier import TextClassifier, is_heldout, roc_auc  # noqa: E402
+from corpus.scoring import SHIPPED_TOXICITY  # noqa: E402
+
+THRESHOLD = 0.3
+
+
+def f1_at(labels: np.ndarray, scores: np.ndarray, threshold: float) -> float:
+    pred = scores >= threshold
+    tp = int((pred & labels).sum())
+    precision = tp / pred.sum() if pred.any() else 0.0
+    recall = tp / labels.sum() if labels.any() else 0.0
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    args = parser.parse_args()
+    load = lambda p: [json.loads(line) for line in open(p, encoding="utf-8")]
+    davidson = [(r["text"], bool(r["toxic"])) for r in load(args.data / "toxicity_en" / "davidson_tweets.jsonl")
+                if is_heldout(r["text"], 0.2, 0)]
+    jigsaw = [(r["text"], bool(r["toxic"])) for r in load(args.data / "toxicity_en" / "jigsaw_wikipedia_comments_sample.jsonl")]
+    train_zh = {r["text"] for r in load(args.data / "toxicity_zh" / "cold_train.jsonl")}
+    cold = [(r["text"], bool(r["label"])) for r in load(args.data / "toxicity_zh" / "cold_dev.jsonl")
+            if r["text"] not in train_zh]
+
+    ours_en, ours_zh = TextClassifier(SHIPPED_TOXICITY["en"]), TextClassifier(SHIPPED_TOXICITY["zh"])
+    methods = {"corpusloop (fastText, shipped)": lambda texts, lang: (ours_zh if lang == "zh" else ours_en).scores(texts)}
+    try:
+        from profanity_check import predict_prob
+
+        methods["alt-profanity-check 1.9.1"] = lambda texts, lang: None if lang == "zh" else predict_prob(texts)
+    except ImportError:
+        print("alt-profanity-check is not installed: pip install alt-profanity-check==1.9.1 (benchmark only)\n")
+
+    print("| set | texts | method | ROC AUC | F1 at its threshold | texts/s |")
+    print("|---|---:|---|---:|---:|---:|")
+    for name, data, lang in (("davidson-heldout", davidson, "en"), ("jigsaw-sample", jigsaw, "en"),
+                             ("cold-dev", cold, "zh")):
+        texts, labels = [t for t, _ in data], np.array([y for _, y in data], dtype=bool)
+        for method, score in methods.items():
+            start = time.perf_counter()
+            scores = score(texts, lang)
+            seconds = time.perf_counter() - start
+            if scores is None:
+                print(f"| {name} | {len(texts)} | {method} | n/a (English only) | | |")
+                continue
+            threshold = THRESHOLD if method.startswith("corpusloop") else 0.5
+            print(f"| {name} | {len(texts)} | {method} | {roc_auc(labels, np.asarray(scores)):.3f} | "
+                  f"{f1_at(labels, np.asarray(scores), threshold):.3f} | {len(texts) / seconds:,.0f} |")
+
+
+if __name__ == "__main__":
+    main()
