@@ -174,6 +174,15 @@ PHONE_CONTEXT_CHARS = 48  # how far before a weak candidate the phone word may b
 _ADDRESS_AFTER = re.compile(r",? ?(?:[A-ZÀ-ÞΑ-Ω][\w'\-]|(?:rue|street|st|road|rd|avenue|ave|drive|lane|way|place|close|"
                             r"square|sq|blvd|boulevard|via|calle|strasse|straße)\b)")
 _ADDRESS_BEFORE = re.compile(r"(?:apt|apartment|suite|unit|no|flat|room|house|lives at|address:?)\.?\s*$", re.IGNORECASE)
+# statute and section numbers (§ 44-12-236, Section 99-35-115), identifiers and page ranges are not phones
+_REFERENCE_BEFORE = re.compile(r"(?:§|section|sec\.|art\.|article|chapter|isbn|issn|doi:?|pp?\.)\s*$", re.IGNORECASE)
+_RANGE = re.compile(r"(\d{2,5})[\-–](\d{2,5})")
+
+
+def _is_range(candidate: str) -> bool:
+    """1465-1467: two numbers of one length, the second a little larger (pages, years, ranges)."""
+    m = _RANGE.fullmatch(candidate)
+    return bool(m) and len(m.group(1)) == len(m.group(2)) and 0 < int(m.group(2)) - int(m.group(1)) < 1000
 
 
 def _weak_phone_accepted(text: str, start: int, end: int) -> bool:
@@ -203,20 +212,21 @@ _EMAIL = re.compile(r"(?<![\w.+\-])[A-Za-z0-9](?:[A-Za-z0-9._%+\-]{0,62}[A-Za-z0
 _IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]){11,30}(?![A-Za-z0-9])")
 # Patterns begin with a consumed character and check the one before it in a lookbehind that includes it:
 # Python's regex engine scans fast for a leading character class, not for a leading lookbehind (3x).
-_CN_ID = re.compile(r"[1-8](?<![\w\-][1-8])\d{16}[\dXx](?![\w\-])")
-_CARD = re.compile(r"\d(?<![\w\-+.]\d)(?:[ \-]?\d){11,18}(?![\w\-]|\.\d)")
-_SSN = re.compile(r"(\d{3})(?<![\w\-]\d{3})([\- ])(\d{2})\2(\d{4})(?![\w\-])")
-_IPV4 = re.compile(r"\d(?<![\w.]\d)\d{0,2}\.(?:\d{1,3}\.){2}\d{1,3}(?![\w]|\.\d)")
+# Number patterns are ASCII-only: `\w` then means [A-Za-z0-9_], so "电话15611460088号" still matches.
+_CN_ID = re.compile(r"[1-8](?<![\w\-][1-8])\d{16}[\dXx](?![\w\-])", re.ASCII)
+_CARD = re.compile(r"\d(?<![\w\-+.]\d)(?:[ \-]?\d){11,18}(?![\w\-]|\.\d)", re.ASCII)
+_SSN = re.compile(r"(\d{3})(?<![\w\-]\d{3})([\- ])(\d{2})\2(\d{4})(?![\w\-])", re.ASCII)
+_IPV4 = re.compile(r"\d(?<![\w.]\d)\d{0,2}\.(?:\d{1,3}\.){2}\d{1,3}(?![\w]|\.\d)", re.ASCII)
 _IBAN_GATE = re.compile(r"\d\d(?<=[A-Za-z]{2}\d\d)")  # two letters then two digits somewhere
 _IPV6_GATE = re.compile(r"::|[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}:")
 _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})(?![\w:])")
 _PHONE = re.compile(
-    r"(?=[+(\d])(?<![\w+.:/])(?<!\d-)(?=[+(\d][\d()+.\- ]{6})"  # seven phone characters at least: not "2019 was"
+    r"(?=[+(\d])(?<![\w+.:/])(?<!\w-)(?=[+(\d][\d()+.\- ]{6})"  # seven phone characters at least: not "2019 was"
     r"(?:(?:\+|\b00)\d{1,3}[ .\-]?)?"  # country code
     r"(?:\(0\)[ .\-]?)?(?:\(\d{1,5}\)[ .\-]?)?"  # trunk (0), area code in parentheses
     r"\d{1,12}(?:[ .\-]\d{1,10}){0,6}"  # digit groups, one separator between
     r"(?:[ ]?(?:x|ext\.?|#)[ ]?\d{1,6})?"  # extension
-    r"(?!\w|[\-.:/]\d)", re.IGNORECASE)
+    r"(?!\w|[\-.:/]\d)", re.IGNORECASE | re.ASCII)
 
 
 class PiiDetector:
@@ -271,8 +281,10 @@ class PiiDetector:
                         yield m.span()
         elif entity == "PHONE":
             for m in _PHONE.finditer(text):
-                if not phone_valid(m.group()) or _ADDRESS_BEFORE.search(text, max(0, m.start() - 16), m.start()):
-                    continue  # "Apt. 722 20 40": the number of a flat
+                before = max(0, m.start() - 16)
+                if (not phone_valid(m.group()) or _is_range(m.group()) or _ADDRESS_BEFORE.search(text, before, m.start())
+                        or _REFERENCE_BEFORE.search(text, before, m.start())):
+                    continue  # "Apt. 722 20 40": the number of a flat; "§ 44-12-236": a statute
                 if not phone_is_weak(m.group()) or _weak_phone_accepted(text, *m.span()):
                     yield m.span()
 

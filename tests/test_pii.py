@@ -57,6 +57,8 @@ def test_checksums_decide_and_bad_numbers_are_left_alone():
 @pytest.mark.parametrize("text,value,entity", [
     ("write to jane.doe+news@example.co.uk today", "jane.doe+news@example.co.uk", "EMAIL"),
     ("手机：13812345678，请联系", "13812345678", "PHONE"),
+    ("电话15611460088号", "15611460088", "PHONE"),  # digits right next to Chinese characters
+    ("身份证号11010519491231002X，", "11010519491231002X", "CN_ID"),
     ("ring +86 138 1234 5678 now", "+86 138 1234 5678", "PHONE"),
     ("Tel. +44 20 7946 0958.", "+44 20 7946 0958", "PHONE"),
     ("call (415) 555-0132 ext. 12", "(415) 555-0132 ext. 12", "PHONE"),
@@ -75,7 +77,8 @@ def test_what_is_not_pii():
     detector = PiiDetector()
     for text in ("Born on 2019-05-12 at 10:30", "It cost 12.500.000 euros in 1999 2004", "private 192.168.1.20 box",
                  "Apt. 722 20 40 rue Victor Hugo", "He lives at 5521 119 Countess Close", "loopback ::1 only",
-                 "version 10.4.2 released", "ISBN 978-3-16-148410-0"):
+                 "version 10.4.2 released", "ISBN 978-3-16-148410-0", "O.C.G.A. § 44-12-236",
+                 "Science 360, 1465-1467", "serial TN-0000856166"):
         assert detector.find(text) == [], text
     assert phone_valid("0688 777 97 84") and not phone_valid("12345")
 
