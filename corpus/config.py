@@ -307,6 +307,14 @@ class QualityConfig(_Section):
     model: str | None = Field(None, description="model path; None: the shipped quality.ftz")
     threshold: float | None = Field(None, ge=0, le=1, description="remove documents scoring below; None: "
                                     "score only")
+    keep_top_fraction: float | None = Field(None, gt=0, le=1, description="keep this share of the best-scoring "
+                                            "documents, counted over all shards after deduplication")
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> "QualityConfig":
+        if self.threshold is not None and self.keep_top_fraction is not None:
+            raise ValueError("set threshold or keep_top_fraction, not both")
+        return self
 
 
 PII_ENTITIES = ("SECRET", "URL_CREDENTIALS", "EMAIL", "IBAN", "CN_ID", "CREDIT_CARD", "US_SSN", "IP_ADDRESS", "PHONE")

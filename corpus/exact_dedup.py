@@ -1,7 +1,7 @@
 """`exact_dedup`: removes documents whose normalised text was already seen, across all shards.
 
 Two passes, as datatrove's exact dedup does it: the first pass stores a 128-bit hash per document in
-each task's index (see `corpus.workdir`), `plan_duplicates` finds the repeats across all indexes (the
+each task's index (see `corpus.writers`), `plan_duplicates` finds the repeats across all indexes (the
 first occurrence in task-then-position order is kept, so the choice is deterministic), and the filter
 below drops the others in the second pass.
 """

@@ -4,7 +4,7 @@ Pass 1 ("process", one task per input split): read, normalize, langid, heuristic
 decontaminate, pii, then either the final shards (when neither exact_dedup nor balance runs) or work shards
 plus an index. Planning (one process, reads only the small indexes): which documents repeat, and the
 sampling rate of each language. Pass 2
-("finalize", same tasks): exact_dedup, balance, write the cleaned shards.
+("finalize", same tasks): exact_dedup, minhash, the quality top fraction, balance, write the cleaned shards.
 
 Every pass is resumable: datatrove marks each finished task in `_work/logs/<pass>/completions/`, a re-run
 skips those, and unfinished tasks start again from scratch, rewriting their `.tmp` files; the planning
@@ -166,9 +166,9 @@ def plan_second_pass(work: Path, tasks: int, steps: list[str], config: CleanConf
         return json.loads(plan_path.read_text())
     indexes = [load_index(work, rank) for rank in range(tasks)]
     if "exact_dedup" in steps:
-        keeps = plan_duplicates([h for h, _ in indexes])
+        keeps = plan_duplicates([h for h, _, _ in indexes])
     else:
-        keeps = [np.ones(len(h), dtype=bool) for h, _ in indexes]
+        keeps = [np.ones(len(h), dtype=bool) for h, _, _ in indexes]
     for rank, keep in enumerate(keeps):
         atomic_write_npy(work / "keep" / f"{rank:05d}.npy", keep)
     near = None
@@ -184,8 +184,13 @@ def plan_second_pass(work: Path, tasks: int, steps: list[str], config: CleanConf
                              keep=keep, kept_id=kept_id, size=size)
             keeps[rank] = seen.copy()
             keeps[rank][position[~keep]] = False
+    quality_cut = None
+    if _keeps_top_quality(steps, config):
+        quality_cut = top_fraction_cut([q[k] for (_, _, q), k in zip(indexes, keeps)], config.quality.keep_top_fraction)
+        if quality_cut is not None:  # unscored documents (NaN) are not judged, so they stay
+            keeps = [k & ~(q < quality_cut) for (_, _, q), k in zip(indexes, keeps)]
     counts: dict[str, int] = {}
-    for (_, langs), keep in zip(indexes, keeps):
+    for (_, langs, _), keep in zip(indexes, keeps):
         kept_langs, n = np.unique(langs[keep], return_counts=True)
         for lang, c in zip(kept_langs.tolist(), n.tolist()):
             counts[lang] = counts.get(lang, 0) + c
@@ -195,11 +200,25 @@ def plan_second_pass(work: Path, tasks: int, steps: list[str], config: CleanConf
         "near_duplicates": None if near is None else {
             "clusters": near.clusters, "removed": near.removed,
             "candidate_pairs": near.candidate_pairs, "verified_pairs": near.verified_pairs},
+        "quality_cut": quality_cut,
         "languages_before_balance": counts,
         "rates": rates,
     }
     atomic_write_text(plan_path, json.dumps(plan, indent=2))
     return plan
+
+
+def _keeps_top_quality(steps: list[str], config: CleanConfig) -> bool:
+    return "quality" in steps and config.quality.keep_top_fraction is not None
+
+
+def top_fraction_cut(scores: list[np.ndarray], fraction: float) -> float | None:
+    """The score of the last document in the best `fraction` of all scored ones (ties at it are kept too)."""
+    values = np.concatenate(scores) if scores else np.zeros(0)
+    values = np.sort(values[~np.isnan(values)])[::-1]
+    if not len(values):
+        return None
+    return float(values[max(1, int(np.ceil(fraction * len(values)))) - 1])
 
 
 def build_pass_one(splits: list[InputSplit], steps: list[str], config: CleanConfig, out: Path, two_pass: bool) -> list:
@@ -238,7 +257,7 @@ def build_pass_one(splits: list[InputSplit], steps: list[str], config: CleanConf
         pipeline.append(MinhashSignature(config.minhash, out / "_work", out))
     if two_pass:
         pipeline.append(WorkShardWriter(out / "_work", config.exact_dedup if "exact_dedup" in steps else None,
-                                        languages="balance" in steps))
+                                        languages="balance" in steps, quality=_keeps_top_quality(steps, config)))
     else:
         pipeline.append(ShardWriter(out, config.output.format))
     return pipeline
@@ -256,6 +275,10 @@ def build_pass_two(steps: list[str], config: CleanConfig, out: Path, plan: dict)
         from corpus.minhash import MinhashFilter
 
         pipeline.append(MinhashFilter(out / "_work" / "minhash_plan", out))
+    if plan.get("quality_cut") is not None:
+        from corpus.scoring import QualityTopFraction
+
+        pipeline.append(QualityTopFraction(plan["quality_cut"], out))
     if "balance" in steps:
         pipeline.append(LanguageBalancer(config.balance, plan["rates"], out))
     pipeline.append(ShardWriter(out, config.output.format))
@@ -281,7 +304,7 @@ def clean(
     tasks = config.executor.tasks or len(splits)
     _claim_output(out, _fingerprint(config, chosen, splits, tasks), overwrite)
     work = out / "_work"
-    two_pass = any(name in chosen for name in PASS_TWO)
+    two_pass = any(name in chosen for name in PASS_TWO) or _keeps_top_quality(chosen, config)
 
     started = time.perf_counter()
     run_pass("process", build_pass_one(splits, chosen, config, out, two_pass), tasks, work / "logs" / "process",

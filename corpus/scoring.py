@@ -85,3 +85,18 @@ class QualityScorer(_ClassifierStep):
         if self.cfg.threshold is not None and score < self.cfg.threshold:
             return False, "low_quality"
         return True
+
+
+class QualityTopFraction(CorpusStep):
+    """Pass 2 of `quality.keep_top_fraction`: removes scored documents below the cut the planning pass
+    computed over all shards (reason `below_top_fraction`)."""
+
+    name = "quality_top"
+
+    def __init__(self, cut: float, output_dir: str | Path):
+        super().__init__(output_dir)
+        self.cut = cut
+
+    def apply(self, doc: Document) -> bool | tuple[bool, str]:
+        score = doc.metadata.get("quality", {}).get("score")
+        return True if score is None or score >= self.cut else (False, "below_top_fraction")

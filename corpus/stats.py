@@ -92,6 +92,7 @@ def collect_stats(out: Path, splits: list[InputSplit], tasks: int, steps: list[s
         "removed_total": int(sum(sum(row.get("removed", {}).values()) for row in table)),
         "languages": languages,
         "near_duplicates": (plan or {}).get("near_duplicates"),
+        "quality_cut": (plan or {}).get("quality_cut"),
         "pii": {"documents": int(by_name["pii"].get("docs_with_pii", 0)), "by_type": _prefixed(by_name["pii"], "pii/")}
         if "pii" in by_name else None,
         "length_histogram": {"input": _histogram(read), "output": _histogram(write)},

@@ -50,33 +50,40 @@ class WorkShardWriter(NamedStep):
 
     name = "work_write"
 
-    def __init__(self, work_dir: str | Path, dedup: ExactDedupConfig | None, languages: bool = True):
+    def __init__(self, work_dir: str | Path, dedup: ExactDedupConfig | None, languages: bool = True,
+                 quality: bool = False):
         super().__init__()
         self.work_dir = str(work_dir)
         self.dedup = dedup  # None: exact dedup is off, no text hash needed
         self.languages = languages  # False: balance is off, no language needed
+        self.quality = quality  # True: keep_top_fraction needs every document's quality score
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         work = Path(self.work_dir)
         sink = RecordSink(work / "docs" / f"{rank:05d}.jsonl", "jsonl")
         hashes: list[tuple[int, int]] = []
         langs: list[str] = []
+        scores: list[float] = []
         for doc in data:
             with self.track_time():
                 hashes.append(text_fingerprint(doc.text, self.dedup) if self.dedup else (0, 0))
                 langs.append(document_language(doc) if self.languages else UNKNOWN_LANGUAGE)
+                if self.quality:
+                    scores.append(doc.metadata.get("quality", {}).get("score", float("nan")))
                 sink.write_document(doc)
             self.count("docs_out")
             yield doc
         sink.close()
         self.flush_counts()
         atomic_write_npz(work / "index" / f"{rank:05d}.npz",
-                         hashes=np.array(hashes, dtype=np.uint64).reshape(-1, 2), langs=np.array(langs, dtype="U16"))
+                         hashes=np.array(hashes, dtype=np.uint64).reshape(-1, 2), langs=np.array(langs, dtype="U16"),
+                         quality=np.array(scores, dtype=np.float64))
 
 
-def load_index(work_dir: str | Path, rank: int) -> tuple[np.ndarray, np.ndarray]:
+def load_index(work_dir: str | Path, rank: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(text hashes, languages, quality scores: empty unless recorded) of one task's work shard."""
     with np.load(Path(work_dir) / "index" / f"{rank:05d}.npz", allow_pickle=False) as z:
-        return z["hashes"], z["langs"]
+        return z["hashes"], z["langs"], z["quality"]
 
 
 class WorkShardReader(NamedStep):

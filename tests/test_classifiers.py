@@ -81,3 +81,18 @@ def test_toxicity_and_quality_steps_in_corpus_clean(tmp_path: Path):
     with pytest.raises(ConfigError, match="classifier model not found"):
         clean([str(path)], tmp_path / "out2", load_config(overrides={"quality": {"enabled": True, "model": "nope.ftz"}}),
               steps=["quality"])
+
+
+def test_quality_keep_top_fraction_is_counted_over_all_shards(tmp_path: Path):
+    docs = read_jsonl(SAMPLE / "web_en.jsonl")[:120]
+    for i in range(3):  # three input files: three tasks, one cut for all of them
+        (tmp_path / f"in{i}.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs[i * 40 : (i + 1) * 40]))
+    cfg = load_config(overrides={"quality": {"enabled": True, "keep_top_fraction": 0.25}})
+    result = clean([str(tmp_path / f"in{i}.jsonl") for i in range(3)], tmp_path / "out", cfg, steps=["quality"])
+    kept = [r for f in sorted((tmp_path / "out").glob("shard-*.jsonl.gz")) for r in read_jsonl(f)]
+    removed = [r for f in (tmp_path / "out" / "removed" / "quality_top").glob("*.gz") for r in read_jsonl(f)]
+    assert len(kept) + len(removed) == 120 and 30 <= len(kept) <= 33  # a quarter, plus ties at the cut
+    assert min(r["metadata"]["quality"]["score"] for r in kept) >= max(r["metadata"]["quality"]["score"] for r in removed)
+    assert result.stats["output"]["docs"] == len(kept)
+    with pytest.raises(ConfigError, match="not both"):
+        load_config(overrides={"quality": {"threshold": 0.5, "keep_top_fraction": 0.1}})
