@@ -16,7 +16,17 @@ import argparse
 import json
 from pathlib import Path
 
-from corpus.classifier import ClassifierConfig, ClassifierReport, is_heldout, read_labelled, train_classifier
+import numpy as np
+
+from corpus.classifier import (
+    ClassifierConfig,
+    ClassifierReport,
+    TextClassifier,
+    is_heldout,
+    read_labelled,
+    roc_auc,
+    train_classifier,
+)
 
 HERE = Path(__file__).resolve().parent
 QUALITY_NEGATIVES_PER_POSITIVE = 3
@@ -47,7 +57,22 @@ def build_quality(data: Path, out: Path) -> ClassifierReport:
         web = [r["text"] for r in _jsonl(data / f"raw_web_{lang}" / "docs.jsonl") if len(r["text"]) >= 200]
         step = max(1, len(web) // wanted)
         examples += [(t, False) for t in web[::step][:wanted]]  # spread over the file, deterministic
-    return train_classifier(examples, out / "quality.ftz", ClassifierConfig(quantize=True))
+    report = train_classifier(examples, out / "quality.ftz", ClassifierConfig(quantize=True))
+    length_check(examples, TextClassifier(out / "quality.ftz"))
+    return report
+
+
+def length_check(examples: list[tuple[str, bool]], model: TextClassifier) -> None:
+    """Length alone separates reference text from web text: print the held-out AUC of document length, and
+    the model's AUC over pairs whose lengths are within 1.25x of each other."""
+    held = [e for e in examples if is_heldout(e[0], ClassifierConfig().heldout, ClassifierConfig().seed)]
+    labels = np.array([y for _, y in held])
+    scores, lengths = model.scores([t for t, _ in held]), np.array([len(t) for t, _ in held], dtype=float)
+    pos, neg = np.flatnonzero(labels), np.flatnonzero(~labels)
+    matched = np.maximum(lengths[pos, None], lengths[None, neg]) <= 1.25 * np.minimum(lengths[pos, None], lengths[None, neg])
+    wins = (scores[pos, None] > scores[None, neg]) + 0.5 * (scores[pos, None] == scores[None, neg])
+    print(f"  quality held out: length-only ROC AUC {roc_auc(labels, lengths):.3f}; model ROC AUC on "
+          f"{int(matched.sum())} length-matched pairs {wins[matched].mean():.3f}")
 
 
 BUILDERS = {"toxicity_en": build_toxicity_en, "toxicity_zh": build_toxicity_zh, "quality": build_quality}
