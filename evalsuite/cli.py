@@ -1,4 +1,4 @@
-"""The `evalsuite` command line. This release: `evalsuite compare`, the regression gate between two runs."""
+"""The `evalsuite` command line: `evalsuite run`, `evalsuite list` and `evalsuite compare`."""
 
 from __future__ import annotations
 
@@ -19,6 +19,48 @@ err = Console(stderr=True)
 @app.callback()
 def main() -> None:
     """Evaluate models and compare runs."""
+
+
+@app.command()
+def run(
+    model: str = typer.Option(..., "--model", help="Local Hugging Face model folder (or PEFT adapter folder)."),
+    suite: str = typer.Option("core", "--suite", help="Built-in suite name (see `evalsuite list`) or a suite YAML."),
+    output: Path = typer.Option(..., "--output", "-o", help="Run folder: results.json, samples/, run.json, summary.md."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Documents per task (a quick look)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:0, ..."),
+    batch_size: str = typer.Option("auto", "--batch-size", help="auto, or a number."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run the model folder's own code."),
+) -> None:
+    """Run a suite of lm-evaluation-harness tasks against a model, offline."""
+    from evalsuite.run import EvalError, RunConfig
+    from evalsuite.run import run as run_suite
+
+    cfg = RunConfig(model=model, suite=suite, output=str(output), limit=limit, device=device,
+                    batch_size=int(batch_size) if batch_size.isdigit() else batch_size, trust_remote_code=trust_remote_code)
+    try:
+        result = run_suite(cfg)
+    except EvalError as e:
+        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+    console.print((result.output / "summary.md").read_text(encoding="utf-8"), highlight=False, soft_wrap=True)
+    console.print(f"run folder: {result.output}", highlight=False)
+
+
+@app.command("list")
+def list_tasks() -> None:
+    """List the built-in suites and tasks."""
+    from evalsuite.run import builtin_suites, builtin_tasks, load_suite
+
+    table = Table("suite", "tasks", "description", box=None)
+    for name in builtin_suites():
+        s = load_suite(name)
+        table.add_row(name, ", ".join(s.tasks), s.description)
+    console.print(table)
+    tasks = Table("task", "what", box=None)
+    for name, path in builtin_tasks().items():
+        first = path.read_text(encoding="utf-8").splitlines()[0].lstrip("# ")
+        tasks.add_row(name, first)
+    console.print(tasks)
 
 
 @app.command()

@@ -1,0 +1,192 @@
+"""`evalsuite run`: a suite of lm-evaluation-harness tasks against a local model, offline, into a run folder.
+
+lm-eval does the evaluating (`simple_evaluate`); this module resolves the suite and the built-in task YAML
+(shipped with their data, so no hub is needed), loads the model safely (no remote code unless asked), and
+writes the run folder:
+
+    results.json        lm-eval's results (the `results` section: task -> "metric,filter" -> value, stderr)
+    samples/<task>.jsonl  every scored document, as lm-eval logged it
+    run.json            what ran: suite, tasks, model path and weights fingerprint, data fingerprints,
+                        settings, library versions
+    summary.md          the metrics as a table
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from corpus.io import atomic_write_text
+
+HERE = Path(__file__).resolve().parent
+TASKS_DIR = HERE / "tasks"
+SUITES_DIR = HERE / "suites"
+DATA_PLACEHOLDER = "__DATA__"
+
+
+class EvalError(ValueError):
+    """A run that cannot start: a missing model, an unknown suite or task, a malformed suite file."""
+
+
+@dataclass
+class Suite:
+    """A named list of lm-eval task names (built-in `cl_*` tasks or any task lm-eval knows)."""
+
+    name: str
+    tasks: list[str]
+    description: str = ""
+
+
+@dataclass
+class RunConfig:
+    """One `evalsuite run`."""
+
+    model: str
+    suite: str = "core"
+    output: str = "runs/latest"
+    limit: int | None = None  # documents per task (a quick look; the figures are then not comparable)
+    device: str = "cpu"
+    batch_size: int | str = "auto"
+    trust_remote_code: bool = False
+    seed: int = 0
+
+
+@dataclass
+class RunResult:
+    """What a finished run wrote, and its metrics: {task: {"metric,filter": value}}."""
+
+    output: Path
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def builtin_tasks() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(TASKS_DIR.glob("*.yaml"))}
+
+
+def builtin_suites() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(SUITES_DIR.glob("*.yaml"))}
+
+
+def load_suite(name_or_path: str) -> Suite:
+    """A built-in suite by name, or a suite YAML file (`name`, `tasks`, optional `description`)."""
+    path = builtin_suites().get(name_or_path) or Path(name_or_path)
+    if not path.is_file():
+        raise EvalError(f"unknown suite {name_or_path!r}: not a built-in suite ({', '.join(builtin_suites())}) "
+                        "nor a file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise EvalError(f"{path}: not valid YAML ({e})") from None
+    tasks = data.get("tasks") if isinstance(data, dict) else None
+    if not isinstance(tasks, list) or not tasks or not all(isinstance(t, str) for t in tasks):
+        raise EvalError(f"{path}: 'tasks' must be a non-empty list of task names")
+    return Suite(name=str(data.get("name") or path.stem), tasks=tasks, description=str(data.get("description", "")))
+
+
+def materialise_tasks(folder: Path) -> Path:
+    """Write the built-in task YAML into `folder` with the absolute path of their shipped data."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, path in builtin_tasks().items():
+        text = path.read_text(encoding="utf-8").replace(DATA_PLACEHOLDER, str(TASKS_DIR / "data"))
+        (folder / f"{name}.yaml").write_text(text, encoding="utf-8")
+    return folder
+
+
+def fingerprint(paths: list[Path]) -> str:
+    """sha256 over the files' names and bytes, in name order."""
+    h = hashlib.sha256()
+    for p in sorted(paths):
+        h.update(p.name.encode())
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def model_fingerprint(folder: Path) -> str:
+    """The fingerprint of a model folder's weights and configuration (what decides its answers)."""
+    files = [p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin", ".json", ".model", ".txt")]
+    return fingerprint(files)
+
+
+def _model(cfg: RunConfig):
+    from lm_eval.models.huggingface import HFLM
+
+    if cfg.model.startswith(("http://", "https://")):
+        raise EvalError("OpenAI-compatible endpoints are not supported in this release; pass a local model folder")
+    folder = Path(cfg.model)
+    if not folder.is_dir() or not (folder / "config.json").is_file() and not (folder / "adapter_config.json").is_file():
+        raise EvalError(f"model folder not found or not a Hugging Face model (no config.json): {folder}")
+    kwargs = dict(device=cfg.device, batch_size=cfg.batch_size, trust_remote_code=cfg.trust_remote_code)
+    adapter = folder / "adapter_config.json"
+    if adapter.is_file():  # a PEFT adapter: its base model, with the adapter applied
+        base = json.loads(adapter.read_text())["base_model_name_or_path"]
+        return HFLM(pretrained=base, peft=str(folder), **kwargs)
+    return HFLM(pretrained=str(folder), **kwargs)
+
+
+def _json_default(value):
+    return str(value)
+
+
+def run(cfg: RunConfig) -> RunResult:
+    """Run the suite and write the run folder; offline unless HF_HUB_OFFLINE is set to 0 by the user."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    suite = load_suite(cfg.suite)
+    out = Path(cfg.output)
+    out.mkdir(parents=True, exist_ok=True)
+    from lm_eval import simple_evaluate
+    from lm_eval.tasks import TaskManager
+
+    task_dir = materialise_tasks(out / "tasks")
+    manager = TaskManager(include_path=str(task_dir))
+    unknown = [t for t in suite.tasks if t not in manager.all_tasks]
+    if unknown:
+        raise EvalError(f"unknown task {unknown[0]!r} in suite {suite.name!r}; built-in: {', '.join(builtin_tasks())}")
+    model = _model(cfg)
+    started = time.perf_counter()
+    results = simple_evaluate(model=model, tasks=suite.tasks, task_manager=manager, limit=cfg.limit,
+                              log_samples=True, random_seed=cfg.seed, numpy_random_seed=cfg.seed,
+                              torch_random_seed=cfg.seed, fewshot_random_seed=cfg.seed)
+    seconds = time.perf_counter() - started
+    samples = results.pop("samples", {})
+    (out / "samples").mkdir(exist_ok=True)
+    for task, rows in samples.items():
+        with open(out / "samples" / f"{task}.jsonl", "w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, default=_json_default, ensure_ascii=False) + "\n")
+    atomic_write_text(out / "results.json", json.dumps(results, indent=2, default=_json_default, ensure_ascii=False))
+    metrics = {task: {k: v for k, v in values.items() if isinstance(v, (int, float)) and "_stderr" not in k
+                      and k not in ("sample_len",)} for task, values in results["results"].items()}
+    data_files = sorted((TASKS_DIR / "data").glob("*.jsonl"))
+    manifest = {
+        "config": asdict(cfg), "suite": asdict(suite), "seconds": round(seconds, 3),
+        "model_fingerprint": model_fingerprint(Path(cfg.model)),
+        "data_fingerprints": {p.name: fingerprint([p]) for p in data_files},
+        "versions": {"lm_eval": results.get("lm_eval_version"), "transformers": results.get("transformers_version")},
+    }
+    atomic_write_text(out / "run.json", json.dumps(manifest, indent=2, default=_json_default))
+    atomic_write_text(out / "summary.md", summary_markdown(suite, cfg, results["results"], seconds))
+    return RunResult(out, metrics, seconds)
+
+
+def summary_markdown(suite: Suite, cfg: RunConfig, results: dict, seconds: float) -> str:
+    lines = [f"# {suite.name}: {cfg.model}", "", f"{suite.description}  ", f"{seconds:.1f} s on {cfg.device}"
+             + (f", limit {cfg.limit}" if cfg.limit else ""), "", "| task | metric | value | stderr |", "|---|---|---:|---:|"]
+    for task, values in results.items():
+        for key, value in values.items():
+            if not isinstance(value, (int, float)) or "_stderr" in key or key == "sample_len":
+                continue
+            metric, _, filt = key.partition(",")
+            stderr = values.get(f"{metric}_stderr,{filt}")
+            err = f"{stderr:.4f}" if isinstance(stderr, (int, float)) else "n/a"
+            lines.append(f"| {task} | {metric} | {value:.4f} | {err} |")
+    return "\n".join(lines) + "\n"

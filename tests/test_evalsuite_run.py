@@ -1,0 +1,123 @@
+"""`evalsuite run` end to end on CPU with tiny GPT-2 models built here (tokenizer trained on the fly, random
+weights; one copy then trained for a few steps on the English perplexity text)."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import SAMPLE, read_jsonl
+
+torch = pytest.importorskip("torch", reason="the eval extra is part of the dev install (make install-dev)")
+
+from evalsuite.cli import app  # noqa: E402
+from evalsuite.run import TASKS_DIR, EvalError, RunConfig, load_suite, run  # noqa: E402
+
+
+def tiny_model(folder: Path, train_texts: list[str] | None = None) -> Path:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    corpus = [r["text"] for r in read_jsonl(SAMPLE / "web_en.jsonl")[:200]]
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=1000, special_tokens=["<unk>", "<|endoftext|>"],
+                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", unk_token="<unk>",
+                                   pad_token="<|endoftext|>")
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(fast), n_positions=512, n_embd=64, n_layer=2, n_head=2,
+                                       bos_token_id=fast.eos_token_id, eos_token_id=fast.eos_token_id))
+    if train_texts:  # a few steps of plain next-token training on these texts
+        ids = torch.tensor(fast("\n\n".join(train_texts))["input_ids"])
+        blocks = ids[: len(ids) // 128 * 128].view(-1, 128)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+        model.train()
+        for step in range(150):
+            batch = blocks[(step * 8) % len(blocks) :][:8]
+            loss = model(input_ids=batch, labels=batch).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        model.eval()
+    model.save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("eval")
+    english = [r["text"] for r in read_jsonl(TASKS_DIR / "data" / "ppl_en.jsonl")]
+    untrained = tiny_model(base / "untrained")
+    trained = tiny_model(base / "trained", english)
+    runs = {}
+    for name, folder in (("untrained", untrained), ("trained", trained)):
+        runs[name] = run(RunConfig(model=str(folder), suite="core", output=str(base / f"run-{name}"), batch_size=8))
+    return base, runs
+
+
+def test_run_writes_the_run_folder_and_consistent_numbers(two_runs):
+    base, runs = two_runs
+    trained, untrained = runs["trained"], runs["untrained"]
+    for r in (trained, untrained):
+        for name in ("results.json", "run.json", "summary.md", "samples/cl_arc_easy.jsonl", "samples/cl_ppl_en.jsonl"):
+            assert (r.output / name).is_file(), name
+        assert set(r.metrics) == {"cl_ppl_en", "cl_ppl_zh", "cl_arc_easy"}
+        assert 0.0 <= r.metrics["cl_arc_easy"]["acc,none"] <= 1.0
+    # the trained model saw the English text: lower bits per byte there than the untrained one, and lower
+    # than on the Chinese text it never saw
+    assert trained.metrics["cl_ppl_en"]["bits_per_byte,none"] < 0.8 * untrained.metrics["cl_ppl_en"]["bits_per_byte,none"]
+    assert trained.metrics["cl_ppl_en"]["bits_per_byte,none"] < trained.metrics["cl_ppl_zh"]["bits_per_byte,none"]
+    manifest = json.loads((trained.output / "run.json").read_text())
+    assert manifest["model_fingerprint"] != json.loads((untrained.output / "run.json").read_text())["model_fingerprint"]
+    assert "ppl_en.jsonl" in manifest["data_fingerprints"]
+    assert "| cl_ppl_en | bits_per_byte |" in (trained.output / "summary.md").read_text()
+
+
+def test_compare_flags_the_real_regression(two_runs):
+    base, runs = two_runs
+    runner = CliRunner()
+    worse = runner.invoke(app, ["compare", str(runs["trained"].output), str(runs["untrained"].output),
+                                "--metric", "cl_ppl_en/bits_per_byte"])
+    assert worse.exit_code == 1 and "REGRESSION" in worse.output
+    better = runner.invoke(app, ["compare", str(runs["untrained"].output), str(runs["trained"].output),
+                                 "--metric", "cl_ppl_en/bits_per_byte"])
+    assert better.exit_code == 0
+
+
+def test_clear_errors(tmp_path: Path):
+    with pytest.raises(EvalError, match="model folder not found"):
+        run(RunConfig(model=str(tmp_path / "nope"), output=str(tmp_path / "r")))
+    with pytest.raises(EvalError, match="unknown suite"):
+        load_suite("nope")
+    bad = tmp_path / "suite.yaml"
+    bad.write_text("name: x\ntasks: cl_ppl_en\n")
+    with pytest.raises(EvalError, match="'tasks' must be a non-empty list"):
+        load_suite(str(bad))
+    runner = CliRunner()
+    result = runner.invoke(app, ["run", "--model", str(tmp_path / "nope"), "--output", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "model folder not found" in result.output
+
+
+def test_peft_adapter_folder_runs_on_its_base_model(two_runs):
+    from peft import LoraConfig, get_peft_model
+    from transformers import GPT2LMHeadModel
+
+    base, runs = two_runs
+    model = GPT2LMHeadModel.from_pretrained(base / "untrained")  # the adapter records this folder as its base
+    adapter = get_peft_model(model, LoraConfig(r=4, target_modules=["c_attn"], task_type="CAUSAL_LM"))
+    adapter.save_pretrained(base / "adapter")
+    result = run(RunConfig(model=str(base / "adapter"), suite=str(write_suite(base)), output=str(base / "run-adapter"),
+                           batch_size=8))
+    # a freshly initialised LoRA adapter is the identity (B = 0): the base model's numbers
+    untrained = runs["untrained"].metrics["cl_ppl_en"]["bits_per_byte,none"]
+    assert abs(result.metrics["cl_ppl_en"]["bits_per_byte,none"] - untrained) < 1e-6
+
+
+def write_suite(folder: Path) -> Path:
+    suite = folder / "ppl.yaml"
+    suite.write_text("name: ppl\ntasks: [cl_ppl_en]\n")
+    return suite
