@@ -30,13 +30,22 @@ def run(
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:0, ..."),
     batch_size: str = typer.Option("auto", "--batch-size", help="auto, or a number."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run the model folder's own code."),
+    registry: Optional[Path] = typer.Option(None, "--registry", help="Run registry file (default: "
+                                            "registry.sqlite beside the run folder)."),
+    lineage: Optional[list[str]] = typer.Option(None, "--lineage", help="key=value recorded with the run, e.g. "
+                                                "train_data=out/web-v2 (repeatable)."),
 ) -> None:
     """Run a suite of lm-evaluation-harness tasks against a model, offline."""
     from evalsuite.run import EvalError, RunConfig
     from evalsuite.run import run as run_suite
 
+    pairs = [item.partition("=") for item in lineage or []]
+    if any(not key or not sep for key, sep, _ in pairs):
+        err.print("[bold red]error:[/] --lineage takes key=value", soft_wrap=True)
+        raise typer.Exit(2)
     cfg = RunConfig(model=model, suite=suite, output=str(output), limit=limit, device=device,
-                    batch_size=int(batch_size) if batch_size.isdigit() else batch_size, trust_remote_code=trust_remote_code)
+                    batch_size=int(batch_size) if batch_size.isdigit() else batch_size, trust_remote_code=trust_remote_code,
+                    registry=str(registry) if registry else None, lineage={k: v for k, _, v in pairs})
     try:
         result = run_suite(cfg)
     except EvalError as e:
@@ -44,6 +53,28 @@ def run(
         raise typer.Exit(2)
     console.print((result.output / "summary.md").read_text(encoding="utf-8"), highlight=False, soft_wrap=True)
     console.print(f"run folder: {result.output}", highlight=False)
+
+
+@app.command("runs")
+def list_runs(
+    registry: Path = typer.Argument(Path("runs/registry.sqlite"), help="Run registry file, or the folder holding it."),
+) -> None:
+    """List the registered runs with their model fingerprint, lineage and metrics."""
+    from evalsuite.registry import list_runs as runs_of
+    from evalsuite.registry import run_metrics
+
+    path = registry / "registry.sqlite" if registry.is_dir() else registry
+    records = runs_of(path)
+    if not records:
+        err.print(f"[bold red]error:[/] no runs registered in {path}", soft_wrap=True)
+        raise typer.Exit(2)
+    for r in records:  # plain lines, not a table: long paths and many metrics stay readable and greppable
+        lineage = " ".join(f"{k}={v}" for k, v in sorted(r.lineage.items())) or "-"
+        console.print(f"[bold]{r.run_id}[/]  suite={r.suite}  model={r.model}  weights={r.model_fingerprint[:12]}  "
+                      f"lineage: {lineage}", highlight=False, soft_wrap=True)
+        for (task, metric), (value, stderr) in sorted(run_metrics(path, r.run_id).items()):
+            spread = f" ± {stderr:.4g}" if stderr is not None else ""
+            console.print(f"    {task}/{metric.split(',')[0]} {value:.4g}{spread}", highlight=False, soft_wrap=True)
 
 
 @app.command("list")

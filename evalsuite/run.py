@@ -9,6 +9,7 @@ writes the run folder:
     run.json            what ran: suite, tasks, model path and weights fingerprint, data fingerprints,
                         settings, library versions
     summary.md          the metrics as a table
+and records the run, its metrics and lineage in the run registry (see `evalsuite.registry`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from corpus.io import atomic_write_text
+from evalsuite.registry import RunRecord, default_registry, register
 
 HERE = Path(__file__).resolve().parent
 TASKS_DIR = HERE / "tasks"
@@ -55,6 +57,8 @@ class RunConfig:
     batch_size: int | str = "auto"
     trust_remote_code: bool = False
     seed: int = 0
+    registry: str | None = None  # SQLite run registry; None: registry.sqlite beside the run folder
+    lineage: dict[str, str] = field(default_factory=dict)  # e.g. {"train_data": "out/web-v2"}
 
 
 @dataclass
@@ -175,6 +179,10 @@ def run(cfg: RunConfig) -> RunResult:
     }
     atomic_write_text(out / "run.json", json.dumps(manifest, indent=2, default=_json_default))
     atomic_write_text(out / "summary.md", summary_markdown(suite, cfg, results["results"], seconds))
+    record = RunRecord(run_id=out.resolve().name, created=time.time(), output=str(out.resolve()), model=cfg.model,
+                       model_fingerprint=manifest["model_fingerprint"], suite=suite.name, seconds=round(seconds, 3),
+                       lineage=dict(cfg.lineage))
+    register(cfg.registry or default_registry(out), record, results["results"])
     return RunResult(out, metrics, seconds)
 
 

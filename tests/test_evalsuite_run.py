@@ -55,7 +55,8 @@ def two_runs(tmp_path_factory):
     trained = tiny_model(base / "trained", english)
     runs = {}
     for name, folder in (("untrained", untrained), ("trained", trained)):
-        runs[name] = run(RunConfig(model=str(folder), suite="core", output=str(base / f"run-{name}"), batch_size=8))
+        runs[name] = run(RunConfig(model=str(folder), suite="core", output=str(base / f"run-{name}"), batch_size=8,
+                                   lineage={"train_data": "ppl_en" if name == "trained" else "none"}))
     return base, runs
 
 
@@ -121,3 +122,17 @@ def write_suite(folder: Path) -> Path:
     suite = folder / "ppl.yaml"
     suite.write_text("name: ppl\ntasks: [cl_ppl_en]\n")
     return suite
+
+
+def test_runs_are_registered_with_metrics_and_lineage(two_runs):
+    from evalsuite.registry import list_runs, run_metrics
+
+    base, runs = two_runs
+    records = {r.run_id: r for r in list_runs(base / "registry.sqlite")}
+    assert {"run-trained", "run-untrained"} <= set(records)
+    assert records["run-trained"].lineage == {"train_data": "ppl_en"}
+    metrics = run_metrics(base / "registry.sqlite", "run-trained")
+    value, stderr = metrics[("cl_arc_easy", "acc,none")]
+    assert value == runs["trained"].metrics["cl_arc_easy"]["acc,none"] and stderr > 0
+    listing = CliRunner().invoke(app, ["runs", str(base)])
+    assert listing.exit_code == 0 and "run-trained" in listing.output and "train_data=ppl_en" in listing.output
