@@ -271,7 +271,8 @@ class DecontaminateConfig(_Section):
 
     enabled: bool = False  # needs `benchmarks`
     benchmarks: list[str] = Field(default_factory=list, description="JSONL/Parquet files, folders or globs of "
-                                  "evaluation data; each file is one benchmark, named by its file name")
+                                  "evaluation data, each file one benchmark named by its file name; "
+                                  "'evalsuite' stands for the data of evalsuite's built-in tasks")
     fields: list[str] | None = Field(None, description="record fields holding benchmark text; None: every "
                                      "string (and list of strings) except id-like fields")
     word_ngram: int = Field(13, ge=3, description="shared words that count as contamination")

@@ -22,6 +22,8 @@ from corpus.langid import UNKNOWN_LANGUAGE, document_language, script_language
 from corpus.minhash import Shingler
 from corpus.readers import discover_inputs
 
+EVALSUITE = "evalsuite"  # in `benchmarks`: the data of evalsuite's built-in tasks
+EVALSUITE_DATA = Path(__file__).resolve().parents[1] / "evalsuite" / "tasks" / "data"
 ID_FIELDS = frozenset({"id", "idx", "task_id", "subject", "source", "label", "answer_idx", "pair_id"})
 
 
@@ -61,7 +63,7 @@ class BenchmarkIndex:
     def __init__(self, cfg: DecontaminateConfig):
         self.cfg = cfg
         self.shingler = Shingler(MinhashConfig(word_ngram=cfg.word_ngram, char_ngram=cfg.char_ngram))
-        files = discover_inputs(cfg.benchmarks)
+        files = discover_inputs([str(EVALSUITE_DATA) if b == EVALSUITE else b for b in cfg.benchmarks])
         self.names = [f.name.split(".")[0] for f in files]
         hashes, owners, records = [], [], []
         record_id = 0

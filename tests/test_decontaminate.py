@@ -84,3 +84,13 @@ def test_bad_benchmark_file_and_missing_benchmarks_are_clear_errors(tmp_path: Pa
         BenchmarkIndex(DecontaminateConfig(enabled=True, benchmarks=[str(bad)]))
     with pytest.raises(ConfigError, match="needs benchmarks"):
         load_config(overrides={"decontaminate": {"enabled": True}})
+
+
+def test_evalsuite_builtin_task_data_is_a_benchmark():
+    from evalsuite.run import TASKS_DIR
+
+    index = BenchmarkIndex(DecontaminateConfig(enabled=True, benchmarks=["evalsuite"]))
+    assert set(index.names) >= {"arc_easy", "ppl_en", "ppl_zh"}
+    speech = read_jsonl(TASKS_DIR / "data" / "ppl_en.jsonl")[3]["text"]
+    page = "Some web page quoting a speech: " + " ".join(speech.split()[40:70]) + " and more."
+    assert index.hits(page, "en") == {"ppl_en": 18}  # 30 quoted words: 18 shared 13-grams
