@@ -98,12 +98,17 @@ def list_tasks() -> None:
 def compare(
     baseline: Path = typer.Argument(..., help="Baseline run: an lm-eval results JSON, or a folder holding one."),
     candidate: Path = typer.Argument(..., help="Candidate run, same forms."),
-    max_drop: float = typer.Option(5.0, "--max-drop", min=0, help="Fail when a watched metric gets worse by "
-                                   "more than this many percent (the field's rollback rule: 5)."),
+    max_drop: str = typer.Option("5", "--fail-on-regression", "--max-drop", help="Fail when a watched metric "
+                                 "gets worse by more than this many percent, e.g. 5 or 5% (the field's rollback rule)."),
     metric: Optional[list[str]] = typer.Option(None, "--metric", "-m", help="Watch only this metric (acc, or "
                                                "task/acc); repeatable. Default: every shared metric."),
 ) -> None:
     """Compare CANDIDATE with BASELINE metric by metric; exit 1 when a watched metric regressed."""
+    try:
+        max_drop = float(max_drop.rstrip("%"))
+    except ValueError:
+        err.print(f"[bold red]error:[/] --fail-on-regression takes a percentage, not {max_drop!r}", soft_wrap=True)
+        raise typer.Exit(2)
     try:
         changes = compare_runs(baseline, candidate)
     except ResultsError as e:
@@ -113,11 +118,22 @@ def compare(
         err.print("[bold red]error:[/] the two runs share no task and metric", soft_wrap=True)
         raise typer.Exit(2)
     failed = regressions(changes, max_drop / 100, metric)
-    table = Table("task", "metric", "baseline", "candidate", "change", "")
+    table = Table("task", "metric", "baseline", "candidate", "change", "± 1.96 se", "verdict")
     for c in changes:
-        flag = "[red]REGRESSION[/]" if c in failed else ""
-        table.add_row(c.task, c.metric, f"{c.baseline:.4g}", f"{c.candidate:.4g}", f"{c.relative_change:+.1%}", flag)
+        se = c.delta_stderr
+        noise = f"{1.96 * se:.3g}" if se is not None else "n/a"
+        if c in failed:
+            verdict = "[red]REGRESSION[/]" + (" (within noise)" if c.significant is False else "")
+        elif c.significant is False:
+            verdict = "within noise"
+        else:
+            verdict = "better" if c.relative_change > 0 else "worse" if c.relative_change < 0 else "same"
+        table.add_row(c.task, c.metric.split(",")[0], f"{c.baseline:.4g}", f"{c.candidate:.4g}",
+                      f"{c.relative_change:+.1%}", noise, verdict)
     console.print(table)
+    for c in failed:  # also as plain lines: a narrow terminal or a CI log must not cut them off
+        console.print(f"[red]REGRESSION[/] {c.task}/{c.metric.split(',')[0]}: {c.baseline:.4g} -> {c.candidate:.4g} "
+                      f"({c.relative_change:+.1%})", highlight=False, soft_wrap=True)
     if failed:
         console.print(f"[red]{len(failed)} metric(s) worse by more than {max_drop:g}%: roll back[/]", soft_wrap=True)
         raise typer.Exit(1)

@@ -26,6 +26,8 @@ class MetricChange:
     metric: str
     baseline: float
     candidate: float
+    baseline_stderr: float | None = None
+    candidate_stderr: float | None = None
 
     @property
     def lower_is_better(self) -> bool:
@@ -38,6 +40,20 @@ class MetricChange:
             return 0.0 if self.candidate == 0 else float("inf") * (1 if self.candidate > 0 else -1)
         change = (self.candidate - self.baseline) / abs(self.baseline)
         return -change if self.lower_is_better else change
+
+
+    @property
+    def delta_stderr(self) -> float | None:
+        """Standard error of candidate - baseline (independent runs), when both runs report one."""
+        if self.baseline_stderr is None or self.candidate_stderr is None:
+            return None
+        return (self.baseline_stderr**2 + self.candidate_stderr**2) ** 0.5
+
+    @property
+    def significant(self) -> bool | None:
+        """Whether the difference exceeds 1.96 standard errors (None without standard errors)."""
+        se = self.delta_stderr
+        return None if se is None else abs(self.candidate - self.baseline) > 1.96 * se
 
 
 def results_file(path: str | Path) -> Path:
@@ -53,8 +69,9 @@ def results_file(path: str | Path) -> Path:
     raise ResultsError(f"{p}: no such file or folder")
 
 
-def load_metrics(path: str | Path) -> dict[tuple[str, str], float]:
-    """{(task, "metric,filter"): value} of an lm-eval results file; stderr entries and aliases left out."""
+def load_metrics(path: str | Path, stderr: bool = False) -> dict[tuple[str, str], float]:
+    """{(task, "metric,filter"): value} of an lm-eval results file; stderr entries and aliases left out
+    (with `stderr`, the standard errors instead, keyed by their metric)."""
     file = results_file(path)
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
@@ -66,16 +83,17 @@ def load_metrics(path: str | Path) -> dict[tuple[str, str], float]:
     metrics = {}
     for task, values in results.items():
         for key, value in (values or {}).items():
-            if key == "alias" or "_stderr" in key or isinstance(value, bool) or not isinstance(value, (int, float)):
+            if key == "alias" or ("_stderr" in key) != stderr or isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue
-            metrics[(task, key)] = float(value)
+            metrics[(task, key.replace("_stderr", ""))] = float(value)
     return metrics
 
 
 def compare_runs(baseline: str | Path, candidate: str | Path) -> list[MetricChange]:
     """Every (task, metric) present in both runs, in task then metric order."""
     a, b = load_metrics(baseline), load_metrics(candidate)
-    return [MetricChange(t, m, a[(t, m)], b[(t, m)]) for t, m in sorted(set(a) & set(b))]
+    sa, sb = load_metrics(baseline, stderr=True), load_metrics(candidate, stderr=True)
+    return [MetricChange(t, m, a[(t, m)], b[(t, m)], sa.get((t, m)), sb.get((t, m))) for t, m in sorted(set(a) & set(b))]
 
 
 def regressions(changes: list[MetricChange], max_drop: float, metrics: list[str] | None = None) -> list[MetricChange]:

@@ -37,6 +37,9 @@ def test_direction_of_each_metric(tmp_path: Path):
     failed = regressions(list(changes.values()), 0.05)
     assert [(c.task, c.metric) for c in failed] == [("arc_easy", "acc,none")]
     assert regressions(list(changes.values()), 0.05, ["acc_norm", "wikitext/word_perplexity"]) == []
+    acc = changes[("arc_easy", "acc,none")]  # 0.60 -> 0.54 with stderr 0.01 each: 4.2 standard errors
+    assert abs(acc.delta_stderr - 0.01 * 2**0.5) < 1e-12 and acc.significant is True
+    assert changes[("wikitext", "word_perplexity,none")].significant is None  # no stderr reported
 
 
 def test_cli_gate_exit_codes(tmp_path: Path):
@@ -44,6 +47,9 @@ def test_cli_gate_exit_codes(tmp_path: Path):
     assert gate(str(base), str(results(tmp_path / "ok", 0.59, 20.5))).returncode == 0  # -1.7%, -2.5%: within 5%
     bad = gate(str(tmp_path / "base"), str(results(tmp_path / "bad", 0.50, 20.0)))  # folders work too
     assert bad.returncode == 1 and "REGRESSION" in bad.stdout and "roll back" in bad.stdout
+    pct = gate(str(base), str(results(tmp_path / "bad2", 0.57, 20.0)), "--fail-on-regression", "4%")  # -5%
+    assert pct.returncode == 1 and "REGRESSION" in pct.stdout
+    assert gate(str(base), str(tmp_path / "bad2"), "--fail-on-regression", "6%").returncode == 0
     (tmp_path / "broken.json").write_text("{")
     broken = gate(str(base), str(tmp_path / "broken.json"))
     assert broken.returncode == 2 and "broken.json" in broken.stderr
