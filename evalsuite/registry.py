@@ -59,7 +59,7 @@ def register(path: str | Path, record: RunRecord, results: dict[str, dict]) -> N
                     record.suite, record.seconds, json.dumps(record.lineage, sort_keys=True)))
         for task, values in results.items():
             for key, value in values.items():
-                if "_stderr" in key or key == "sample_len" or not isinstance(value, (int, float)) or isinstance(value, bool):
+                if "_stderr" in key or key in ("sample_len", "tasks") or not isinstance(value, (int, float)) or isinstance(value, bool):
                     continue
                 metric, _, filt = key.partition(",")
                 stderr = values.get(f"{metric}_stderr,{filt}")

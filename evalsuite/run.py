@@ -162,6 +162,9 @@ def run(cfg: RunConfig) -> RunResult:
                               torch_random_seed=cfg.seed, fewshot_random_seed=cfg.seed)
     seconds = time.perf_counter() - started
     samples = results.pop("samples", {})
+    core = centred_core(results["results"], samples)
+    if core:
+        results["results"]["core"] = core
     (out / "samples").mkdir(exist_ok=True)
     for task, rows in samples.items():
         with open(out / "samples" / f"{task}.jsonl", "w", encoding="utf-8") as f:
@@ -169,7 +172,7 @@ def run(cfg: RunConfig) -> RunResult:
                 f.write(json.dumps(row, default=_json_default, ensure_ascii=False) + "\n")
     atomic_write_text(out / "results.json", json.dumps(results, indent=2, default=_json_default, ensure_ascii=False))
     metrics = {task: {k: v for k, v in values.items() if isinstance(v, (int, float)) and "_stderr" not in k
-                      and k not in ("sample_len",)} for task, values in results["results"].items()}
+                      and k not in ("sample_len", "tasks")} for task, values in results["results"].items()}
     data_files = sorted((TASKS_DIR / "data").glob("*.jsonl"))
     manifest = {
         "config": asdict(cfg), "suite": asdict(suite), "seconds": round(seconds, 3),
@@ -186,12 +189,30 @@ def run(cfg: RunConfig) -> RunResult:
     return RunResult(out, metrics, seconds)
 
 
+def centred_core(results: dict, samples: dict) -> dict | None:
+    """DCLM-style CORE over the multiple-choice tasks of the run: each task's accuracy centred on its chance
+    level, (acc - chance) / (1 - chance) with chance the mean of 1 / choices over its documents, then
+    averaged over tasks; the standard error combines the tasks' as independent."""
+    centred, errors = [], []
+    for task, rows in samples.items():
+        acc, stderr = results.get(task, {}).get("acc,none"), results.get(task, {}).get("acc_stderr,none")
+        if not isinstance(acc, (int, float)) or not rows:
+            continue
+        chance = sum(1 / len(r["arguments"]) for r in rows) / len(rows)
+        centred.append((acc - chance) / (1 - chance))
+        errors.append(stderr / (1 - chance) if isinstance(stderr, (int, float)) else 0.0)
+    if not centred:
+        return None
+    return {"centred_acc,none": sum(centred) / len(centred),
+            "centred_acc_stderr,none": sum(e * e for e in errors) ** 0.5 / len(errors), "tasks": len(centred)}
+
+
 def summary_markdown(suite: Suite, cfg: RunConfig, results: dict, seconds: float) -> str:
     lines = [f"# {suite.name}: {cfg.model}", "", f"{suite.description}  ", f"{seconds:.1f} s on {cfg.device}"
              + (f", limit {cfg.limit}" if cfg.limit else ""), "", "| task | metric | value | stderr |", "|---|---|---:|---:|"]
     for task, values in results.items():
         for key, value in values.items():
-            if not isinstance(value, (int, float)) or "_stderr" in key or key == "sample_len":
+            if not isinstance(value, (int, float)) or "_stderr" in key or key in ("sample_len", "tasks"):
                 continue
             metric, _, filt = key.partition(",")
             stderr = values.get(f"{metric}_stderr,{filt}")

@@ -66,8 +66,13 @@ def test_run_writes_the_run_folder_and_consistent_numbers(two_runs):
     for r in (trained, untrained):
         for name in ("results.json", "run.json", "summary.md", "samples/cl_arc_easy.jsonl", "samples/cl_ppl_en.jsonl"):
             assert (r.output / name).is_file(), name
-        assert set(r.metrics) == {"cl_ppl_en", "cl_ppl_zh", "cl_arc_easy"}
-        assert 0.0 <= r.metrics["cl_arc_easy"]["acc,none"] <= 1.0
+        assert set(r.metrics) == {"cl_ppl_en", "cl_ppl_zh", "cl_arc_easy", "core"}
+        acc = r.metrics["cl_arc_easy"]["acc,none"]
+        assert 0.0 <= acc <= 1.0
+        # centred on ARC-Easy's chance level (3-5 choices, mostly 4): a guessing model scores about 0
+        chance = sum(1 / len(json.loads(line)["arguments"]) for line in open(r.output / "samples" / "cl_arc_easy.jsonl")) / 200
+        assert abs(r.metrics["core"]["centred_acc,none"] - (acc - chance) / (1 - chance)) < 1e-9
+        assert abs(r.metrics["core"]["centred_acc,none"]) < 0.25
     # the trained model saw the English text: lower bits per byte there than the untrained one, and lower
     # than on the Chinese text it never saw
     assert trained.metrics["cl_ppl_en"]["bits_per_byte,none"] < 0.8 * untrained.metrics["cl_ppl_en"]["bits_per_byte,none"]
