@@ -8,7 +8,7 @@ writes the run folder:
     samples/<task>.jsonl  every scored document, as lm-eval logged it
     run.json            what ran: suite, tasks, model path and weights fingerprint, data fingerprints,
                         settings, library versions
-    summary.md          the metrics as a table
+    summary.md, .html   the metrics as a table
 and records the run, its metrics and lineage in the run registry (see `evalsuite.registry`).
 """
 
@@ -182,6 +182,7 @@ def run(cfg: RunConfig) -> RunResult:
     }
     atomic_write_text(out / "run.json", json.dumps(manifest, indent=2, default=_json_default))
     atomic_write_text(out / "summary.md", summary_markdown(suite, cfg, results["results"], seconds))
+    atomic_write_text(out / "summary.html", summary_html(suite, cfg, results["results"], seconds))
     record = RunRecord(run_id=out.resolve().name, created=time.time(), output=str(out.resolve()), model=cfg.model,
                        model_fingerprint=manifest["model_fingerprint"], suite=suite.name, seconds=round(seconds, 3),
                        lineage=dict(cfg.lineage))
@@ -207,15 +208,40 @@ def centred_core(results: dict, samples: dict) -> dict | None:
             "centred_acc_stderr,none": sum(e * e for e in errors) ** 0.5 / len(errors), "tasks": len(centred)}
 
 
-def summary_markdown(suite: Suite, cfg: RunConfig, results: dict, seconds: float) -> str:
-    lines = [f"# {suite.name}: {cfg.model}", "", f"{suite.description}  ", f"{seconds:.1f} s on {cfg.device}"
-             + (f", limit {cfg.limit}" if cfg.limit else ""), "", "| task | metric | value | stderr |", "|---|---|---:|---:|"]
+def metric_rows(results: dict) -> list[tuple[str, str, str, str]]:
+    """(task, metric, value, stderr) as printed, for every reported metric."""
+    rows = []
     for task, values in results.items():
         for key, value in values.items():
             if not isinstance(value, (int, float)) or "_stderr" in key or key in ("sample_len", "tasks"):
                 continue
             metric, _, filt = key.partition(",")
             stderr = values.get(f"{metric}_stderr,{filt}")
-            err = f"{stderr:.4f}" if isinstance(stderr, (int, float)) else "n/a"
-            lines.append(f"| {task} | {metric} | {value:.4f} | {err} |")
+            rows.append((task, metric, f"{value:.4f}", f"{stderr:.4f}" if isinstance(stderr, (int, float)) else "n/a"))
+    return rows
+
+
+def _heading(suite: Suite, cfg: RunConfig, seconds: float) -> tuple[str, str]:
+    return f"{suite.name}: {cfg.model}", f"{suite.description}; {seconds:.1f} s on {cfg.device}" + (
+        f", limit {cfg.limit}" if cfg.limit else "")
+
+
+def summary_markdown(suite: Suite, cfg: RunConfig, results: dict, seconds: float) -> str:
+    title, line = _heading(suite, cfg, seconds)
+    lines = [f"# {title}", "", line, "", "| task | metric | value | stderr |", "|---|---|---:|---:|"]
+    lines += [f"| {t} | {m} | {v} | {e} |" for t, m, v, e in metric_rows(results)]
     return "\n".join(lines) + "\n"
+
+
+def summary_html(suite: Suite, cfg: RunConfig, results: dict, seconds: float) -> str:
+    """The same table as one self-contained HTML page."""
+    from html import escape
+
+    title, line = _heading(suite, cfg, seconds)
+    cells = "".join(f"<tr><td>{escape(t)}</td><td>{escape(m)}</td><td>{v}</td><td>{e}</td></tr>"
+                    for t, m, v, e in metric_rows(results))
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title><style>"
+            "body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse}"
+            "td,th{padding:4px 10px;border-bottom:1px solid #ddd}td:nth-child(n+3){text-align:right}</style>"
+            f"</head><body><h1>{escape(title)}</h1><p>{escape(line)}</p><table><tr><th>task</th><th>metric</th>"
+            f"<th>value</th><th>stderr</th></tr>{cells}</table></body></html>\n")

@@ -81,6 +81,7 @@ def test_run_writes_the_run_folder_and_consistent_numbers(two_runs):
     assert manifest["model_fingerprint"] != json.loads((untrained.output / "run.json").read_text())["model_fingerprint"]
     assert "ppl_en.jsonl" in manifest["data_fingerprints"]
     assert "| cl_ppl_en | bits_per_byte |" in (trained.output / "summary.md").read_text()
+    assert "<td>cl_arc_easy</td><td>acc</td>" in (trained.output / "summary.html").read_text()
 
 
 def test_compare_flags_the_real_regression(two_runs):
