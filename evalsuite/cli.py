@@ -30,6 +30,8 @@ def run(
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:0, ..."),
     batch_size: str = typer.Option("auto", "--batch-size", help="auto, or a number."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run the model folder's own code."),
+    repeats: int = typer.Option(1, "--repeats", min=1, help="Run the suite N times; run.json reports each "
+                                "metric's spread."),
     registry: Optional[Path] = typer.Option(None, "--registry", help="Run registry file (default: "
                                             "registry.sqlite beside the run folder)."),
     lineage: Optional[list[str]] = typer.Option(None, "--lineage", help="key=value recorded with the run, e.g. "
@@ -45,7 +47,8 @@ def run(
         raise typer.Exit(2)
     cfg = RunConfig(model=model, suite=suite, output=str(output), limit=limit, device=device,
                     batch_size=int(batch_size) if batch_size.isdigit() else batch_size, trust_remote_code=trust_remote_code,
-                    registry=str(registry) if registry else None, lineage={k: v for k, _, v in pairs})
+                    registry=str(registry) if registry else None, lineage={k: v for k, _, v in pairs},
+                    repeats=repeats)
     try:
         result = run_suite(cfg)
     except EvalError as e:

@@ -57,6 +57,7 @@ class RunConfig:
     batch_size: int | str = "auto"
     trust_remote_code: bool = False
     seed: int = 0
+    repeats: int = 1  # run the suite this many times and report each metric's spread in run.json
     registry: str | None = None  # SQLite run registry; None: registry.sqlite beside the run folder
     lineage: dict[str, str] = field(default_factory=dict)  # e.g. {"train_data": "out/web-v2"}
 
@@ -157,10 +158,13 @@ def run(cfg: RunConfig) -> RunResult:
         raise EvalError(f"unknown task {unknown[0]!r} in suite {suite.name!r}; built-in: {', '.join(builtin_tasks())}")
     model = _model(cfg)
     started = time.perf_counter()
-    results = simple_evaluate(model=model, tasks=suite.tasks, task_manager=manager, limit=cfg.limit,
-                              log_samples=True, random_seed=cfg.seed, numpy_random_seed=cfg.seed,
-                              torch_random_seed=cfg.seed, fewshot_random_seed=cfg.seed)
+    evaluate = lambda: simple_evaluate(model=model, tasks=suite.tasks, task_manager=manager, limit=cfg.limit,
+                                       log_samples=True, random_seed=cfg.seed, numpy_random_seed=cfg.seed,
+                                       torch_random_seed=cfg.seed, fewshot_random_seed=cfg.seed)
+    results = evaluate()
     seconds = time.perf_counter() - started
+    # the same evaluation again: on GPUs batched kernels are not bit-exact, so figures can move between runs
+    repeats = [results["results"]] + [evaluate()["results"] for _ in range(cfg.repeats - 1)]
     samples = results.pop("samples", {})
     core = centred_core(results["results"], samples)
     if core:
@@ -179,6 +183,7 @@ def run(cfg: RunConfig) -> RunResult:
         "model_fingerprint": model_fingerprint(Path(cfg.model)),
         "data_fingerprints": {p.name: fingerprint([p]) for p in data_files},
         "versions": {"lm_eval": results.get("lm_eval_version"), "transformers": results.get("transformers_version")},
+        "repeats": repeat_spread(repeats) if cfg.repeats > 1 else None,
     }
     atomic_write_text(out / "run.json", json.dumps(manifest, indent=2, default=_json_default))
     atomic_write_text(out / "summary.md", summary_markdown(suite, cfg, results["results"], seconds))
@@ -188,6 +193,22 @@ def run(cfg: RunConfig) -> RunResult:
                        lineage=dict(cfg.lineage))
     register(cfg.registry or default_registry(out), record, results["results"])
     return RunResult(out, metrics, seconds)
+
+
+def repeat_spread(repeats: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
+    """{task: {"metric,filter": {"min", "max", "std"}}} over repeated evaluations of the same suite."""
+    spread: dict[str, dict[str, dict[str, float]]] = {}
+    for task, values in repeats[0].items():
+        for key, value in values.items():
+            if not isinstance(value, (int, float)) or "_stderr" in key or key == "sample_len":
+                continue
+            seen = [float(r[task][key]) for r in repeats if key in r.get(task, {})]
+            if len(seen) < 2:  # derived entries (the core score) exist in the first repeat only
+                continue
+            mean = sum(seen) / len(seen)
+            spread.setdefault(task, {})[key] = {"min": min(seen), "max": max(seen),
+                                                "std": (sum((x - mean) ** 2 for x in seen) / (len(seen) - 1)) ** 0.5}
+    return spread
 
 
 def centred_core(results: dict, samples: dict) -> dict | None:

@@ -118,7 +118,9 @@ def test_peft_adapter_folder_runs_on_its_base_model(two_runs):
     adapter = get_peft_model(model, LoraConfig(r=4, target_modules=["c_attn"], task_type="CAUSAL_LM"))
     adapter.save_pretrained(base / "adapter")
     result = run(RunConfig(model=str(base / "adapter"), suite=str(write_suite(base)), output=str(base / "run-adapter"),
-                           batch_size=8))
+                           batch_size=8, repeats=2))
+    spread = json.loads((result.output / "run.json").read_text())["repeats"]["cl_ppl_en"]["bits_per_byte,none"]
+    assert spread["std"] == 0.0 and spread["min"] == spread["max"]  # CPU evaluation is deterministic
     # a freshly initialised LoRA adapter is the identity (B = 0): the base model's numbers
     untrained = runs["untrained"].metrics["cl_ppl_en"]["bits_per_byte,none"]
     assert abs(result.metrics["cl_ppl_en"]["bits_per_byte,none"] - untrained) < 1e-6
