@@ -11,7 +11,6 @@ settings, and prints the wall time of each and the ratio of the medians (the fir
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -25,22 +24,11 @@ os.environ.setdefault("HF_HOME", str(ROOT / ".cache" / "hf"))
 
 
 def tiny_model(folder: Path) -> str:
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    from corpus.io import iter_jsonl
+    from train.tiny import build_tiny_gpt2
 
-    texts = [json.loads(line)["text"] for line in open(ROOT / "corpus" / "data" / "sample" / "web_en.jsonl")][:200]
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=1000, special_tokens=["<unk>", "<|endoftext|>"],
-                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", unk_token="<unk>",
-                                   pad_token="<|endoftext|>")
-    torch.manual_seed(0)
-    GPT2LMHeadModel(GPT2Config(vocab_size=len(fast), n_positions=512, n_embd=64, n_layer=2, n_head=2)).save_pretrained(folder)
-    fast.save_pretrained(folder)
-    return str(folder)
+    texts = [r["text"] for _, r in iter_jsonl(ROOT / "corpus" / "data" / "sample" / "web_en.jsonl")][:200]
+    return str(build_tiny_gpt2(folder, texts))
 
 
 def main() -> None:

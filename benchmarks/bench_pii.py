@@ -18,7 +18,6 @@ types below, default score threshold (0).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -99,7 +98,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--web-docs", type=int, default=2000)
     args = parser.parse_args()
-    load = lambda p: [json.loads(line) for line in open(p, encoding="utf-8")]
+    from corpus.io import iter_jsonl
+
+    load = lambda p: [record for _, record in iter_jsonl(p)]
     test = load(args.data / "pii_labelled" / "presidio_synth_v2.jsonl")
     dev = load(args.data / "pii_labelled" / "presidio_generated_large.jsonl")
     web = [r["text"] for r in load(args.data / "raw_web_en" / "docs.jsonl")[: args.web_docs]]

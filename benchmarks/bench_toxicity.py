@@ -15,7 +15,6 @@ ROC AUC, and F1 at each tool's decision threshold (ours: the shipped 0.3; alt-pr
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -25,8 +24,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from corpus.classifier import TextClassifier, is_heldout, roc_auc  # noqa: E402
-from corpus.scoring import SHIPPED_TOXICITY  # noqa: E402
+from corpus.classifier import TextClassifier, is_heldout, roc_auc
+from corpus.io import iter_jsonl
+from corpus.scoring import SHIPPED_TOXICITY
 
 THRESHOLD = 0.3
 
@@ -43,7 +43,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     args = parser.parse_args()
-    load = lambda p: [json.loads(line) for line in open(p, encoding="utf-8")]
+    load = lambda p: [record for _, record in iter_jsonl(p)]
     davidson = [(r["text"], bool(r["toxic"])) for r in load(args.data / "toxicity_en" / "davidson_tweets.jsonl")
                 if is_heldout(r["text"], 0.2, 0)]
     jigsaw = [(r["text"], bool(r["toxic"])) for r in load(args.data / "toxicity_en" / "jigsaw_wikipedia_comments_sample.jsonl")]

@@ -43,6 +43,7 @@ N_PLANTED = 200
 
 # --------------------------------------------------------------------------- corpora
 def build_corpora(data: Path, work: Path, en_docs: int, zh_docs: int) -> dict[str, dict]:
+    from corpus.io import iter_jsonl
     from corpus.synth import plant
 
     def head(path: Path, n: int) -> list[dict]:
@@ -68,11 +69,11 @@ def build_corpora(data: Path, work: Path, en_docs: int, zh_docs: int) -> dict[st
         planted = plant(long_docs[::step][:N_PLANTED], PLANTED_RATE, lang, seed=7)
         corpora[name] = {"docs": docs + [{"id": p["id"], "text": p["text"]} for p in planted], "lang": lang,
                          "planted": [(p["planted_from"], p["id"]) for p in planted]}
-    clough = [json.loads(l) for l in open(data / "near_dup_labelled" / "clough_stevenson_documents.jsonl")]
-    pairs = [json.loads(l) for l in open(data / "near_dup_labelled" / "clough_stevenson_pairs.jsonl")]
+    clough = [r for _, r in iter_jsonl(data / "near_dup_labelled" / "clough_stevenson_documents.jsonl")]
+    pairs = [r for _, r in iter_jsonl(data / "near_dup_labelled" / "clough_stevenson_pairs.jsonl")]
     corpora["clough"] = {"docs": [{"id": d["id"], "text": d["text"]} for d in clough], "lang": "en",
                          "labelled": [(p["id_a"], p["id_b"], p["near_duplicate"]) for p in pairs]}
-    mrpc = [json.loads(l) for l in open(data / "near_dup_labelled" / "mrpc_validation_pairs.jsonl")]
+    mrpc = [r for _, r in iter_jsonl(data / "near_dup_labelled" / "mrpc_validation_pairs.jsonl")]
     corpora["mrpc"] = {"docs": [d for p in mrpc for d in ({"id": p["pair_id"] + "/a", "text": p["text_a"]},
                                                            {"id": p["pair_id"] + "/b", "text": p["text_b"]})],
                        "lang": "en", "labelled": [(p["pair_id"] + "/a", p["pair_id"] + "/b", p["paraphrase"]) for p in mrpc]}
@@ -277,7 +278,8 @@ def main() -> None:
                     out = work / "runs" / f"{cname}-{label.replace(' ', '_').replace(',', '')}-{seed}"
                     cmd = [sys.executable, __file__, "--method", method, "--corpus", str(corpus["path"]), "--out",
                            str(out), "--lang", corpus["lang"], "--params", json.dumps({**params, "seed": seed})]
-                    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, LOGURU_LEVEL="ERROR"))
+                    proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                                          env=dict(os.environ, LOGURU_LEVEL="ERROR"))
                     if proc.returncode != 0:
                         sys.exit(f"{label} on {cname} failed:\n{proc.stderr[-3000:]}")
                     res = json.loads(proc.stdout.strip().splitlines()[-1])

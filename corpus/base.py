@@ -43,7 +43,7 @@ def length_bucket(n_chars: int) -> str:
 class _Timer:
     """A context manager adding the seconds spent inside it to `total`."""
 
-    __slots__ = ("total", "_entered")
+    __slots__ = ("_entered", "total")
 
     def __init__(self):
         self.total = 0.0

@@ -23,6 +23,7 @@ import numpy as np
 import xxhash
 
 from corpus.config import ConfigError
+from corpus.io import atomic_write_text, iter_jsonl
 from corpus.langid import load_fasttext
 
 POSITIVE, NEGATIVE = "__label__pos", "__label__neg"
@@ -155,7 +156,7 @@ def _fit_in_child(train_file: str, output: str, cfg: ClassifierConfig, retrain: 
     args = json.dumps({"train_file": train_file, "output": output, "cfg": asdict(cfg), "retrain": retrain})
     code = "import json, sys; from corpus.classifier import _fit, ClassifierConfig; a = json.loads(sys.argv[1]); " \
            "_fit(a['train_file'], a['output'], ClassifierConfig(**a['cfg']), a['retrain'])"
-    proc = subprocess.run([sys.executable, "-c", code, args], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", code, args], capture_output=True, text=True, check=False)
     if proc.returncode:
         raise RuntimeError(f"fastText training failed: {proc.stderr.strip().splitlines()[-1:]}")
 
@@ -196,7 +197,7 @@ def train_classifier(examples: list[tuple[str, bool]], output: str | Path, cfg: 
         roc_auc=round(roc_auc(labels, scores), 4), thresholds=threshold_table(labels, scores),
         model_path=str(output), model_bytes=output.stat().st_size)
     card = {"report": {**asdict(report), "model_path": output.name}, "config": asdict(cfg)}  # no local paths
-    Path(str(output) + ".json").write_text(json.dumps(card, indent=2))
+    atomic_write_text(str(output) + ".json", json.dumps(card, indent=2))
     return report
 
 
@@ -206,22 +207,15 @@ def read_labelled(path: str | Path, text_field: str = "text", label_field: str |
     `positive` (with `label_field` None, every label is False: a file of one class). A bad line is an error
     naming the file, line and field."""
     out = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ConfigError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-            text = record.get(text_field)
-            if not isinstance(text, str):
-                raise ConfigError(f"{path}:{n}: field {text_field!r} is missing or not a string")
-            if label_field is None:
-                out.append((text, False))
-                continue
-            if label_field not in record:
-                raise ConfigError(f"{path}:{n}: field {label_field!r} is missing")
-            value = record[label_field]
-            out.append((text, value is True or value == 1 or (positive is not None and str(value) in positive)))
+    for n, record in iter_jsonl(path):
+        text = record.get(text_field)
+        if not isinstance(text, str):
+            raise ConfigError(f"{path}:{n}: field {text_field!r} is missing or not a string")
+        if label_field is None:
+            out.append((text, False))
+            continue
+        if label_field not in record:
+            raise ConfigError(f"{path}:{n}: field {label_field!r} is missing")
+        value = record[label_field]
+        out.append((text, value is True or value == 1 or (positive is not None and str(value) in positive)))
     return out

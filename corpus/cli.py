@@ -9,7 +9,6 @@ os.environ.setdefault("LOGURU_LEVEL", "WARNING")
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -34,17 +33,17 @@ def clean(
                                        ".jsonl, .jsonl.gz, .jsonl.zst, .parquet, .warc.gz."),
     output: Path = typer.Option(..., "--output", "-o", help="Output folder: shards, removed/, rejects/, "
                                 "stats.json, report.html."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config (see "
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config (see "
                                           "pipelines/clean-web.yaml); defaults apply when omitted."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Tasks run at the same time "
+    workers: int | None = typer.Option(None, "--workers", "-w", min=1, help="Tasks run at the same time "
                                           "(default: config executor.workers, 1)."),
-    executor: Optional[str] = typer.Option(None, "--executor", "-e", help="local (processes on this "
+    executor: str | None = typer.Option(None, "--executor", "-e", help="local (processes on this "
                                            "machine) or ray (a Ray cluster; RAY_ADDRESS or a local one)."),
-    steps: Optional[str] = typer.Option(None, "--steps", "-s", help="Comma-separated steps to run, e.g. "
+    steps: str | None = typer.Option(None, "--steps", "-s", help="Comma-separated steps to run, e.g. "
                                         "normalize,langid; default: every enabled step. See `corpus steps`."),
-    tasks: Optional[int] = typer.Option(None, "--tasks", min=1, help="Number of tasks (default: one per "
+    tasks: int | None = typer.Option(None, "--tasks", min=1, help="Number of tasks (default: one per "
                                         "input split). Output shards are per task."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="Output format: jsonl.gz, jsonl or parquet."),
+    fmt: str | None = typer.Option(None, "--format", help="Output format: jsonl.gz, jsonl or parquet."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Delete an earlier run in --output first."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
@@ -106,16 +105,16 @@ def list_steps() -> None:
 @app.command("train-classifier")
 def train_classifier(
     output: Path = typer.Option(..., "--output", "-o", help="Model file to write (.bin, or .ftz with --quantize)."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Labelled JSONL: a text field and a label field."),
-    positive_file: Optional[Path] = typer.Option(None, "--positive-file", help="JSONL of positive examples "
+    data: Path | None = typer.Option(None, "--data", help="Labelled JSONL: a text field and a label field."),
+    positive_file: Path | None = typer.Option(None, "--positive-file", help="JSONL of positive examples "
                                                  "(with --negative-file, DCLM style)."),
-    negative_file: Optional[Path] = typer.Option(None, "--negative-file", help="JSONL of negative examples."),
+    negative_file: Path | None = typer.Option(None, "--negative-file", help="JSONL of negative examples."),
     text_field: str = typer.Option("text", "--text-field"),
     label_field: str = typer.Option("label", "--label-field"),
-    positive: Optional[list[str]] = typer.Option(None, "--positive", help="Label value(s) that count as "
+    positive: list[str] | None = typer.Option(None, "--positive", help="Label value(s) that count as "
                                                  "positive, besides true and 1 (repeatable)."),
     heldout: float = typer.Option(0.2, "--heldout", min=0.01, max=0.9, help="Share held out to measure on."),
-    heldout_file: Optional[Path] = typer.Option(None, "--heldout-file", help="Measure on this labelled JSONL "
+    heldout_file: Path | None = typer.Option(None, "--heldout-file", help="Measure on this labelled JSONL "
                                                 "instead (an official dev split)."),
     epoch: int = typer.Option(10, "--epoch", min=1),
     quantize: bool = typer.Option(False, "--quantize", help="Write a small quantised .ftz."),

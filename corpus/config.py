@@ -148,7 +148,7 @@ class HeuristicsConfig(HeuristicRules):
         return {lang: rules for lang, rules in merged.items() if rules is not None}
 
     @model_validator(mode="after")
-    def _check_overrides(self) -> "HeuristicsConfig":
+    def _check_overrides(self) -> HeuristicsConfig:
         for lang in self.languages:
             self.rules_for(lang)  # raises on an unknown option
         return self
@@ -185,7 +185,7 @@ class BalanceConfig(_Section):
     seed: int = 0
 
     @model_validator(mode="after")
-    def _check_mode(self) -> "BalanceConfig":
+    def _check_mode(self) -> BalanceConfig:
         if self.mode == "proportions":
             if not self.proportions:
                 raise ValueError("mode 'proportions' needs 'proportions', e.g. {en: 0.5, zh: 0.5}")
@@ -231,7 +231,7 @@ class MinhashConfig(_Section):
                                 "clustering; more documents than fit are clustered slice by slice")
 
     @model_validator(mode="after")
-    def _check_bands(self) -> "MinhashConfig":
+    def _check_bands(self) -> MinhashConfig:
         if (self.bands is None) != (self.rows is None):
             raise ValueError("set both bands and rows, or neither (then they are derived from threshold)")
         if self.keep == "score" and not self.keep_score_field:
@@ -283,7 +283,7 @@ class DecontaminateConfig(_Section):
     mode: Literal["remove", "flag"] = "remove"  # flag: keep, with metadata.decontaminate
 
     @model_validator(mode="after")
-    def _has_benchmarks(self) -> "DecontaminateConfig":
+    def _has_benchmarks(self) -> DecontaminateConfig:
         if self.enabled and not self.benchmarks:
             raise ValueError("enabled needs benchmarks: the evaluation files to decontaminate against")
         return self
@@ -312,7 +312,7 @@ class QualityConfig(_Section):
                                             "documents, counted over all shards after deduplication")
 
     @model_validator(mode="after")
-    def _one_rule(self) -> "QualityConfig":
+    def _one_rule(self) -> QualityConfig:
         if self.threshold is not None and self.keep_top_fraction is not None:
             raise ValueError("set threshold or keep_top_fraction, not both")
         return self
@@ -339,7 +339,7 @@ class PiiConfig(_Section):
         return v
 
     @model_validator(mode="after")
-    def _salted(self) -> "PiiConfig":
+    def _salted(self) -> PiiConfig:
         if self.replacement == "pseudonym" and not self.salt:
             raise ValueError("replacement: pseudonym needs a secret salt (an unsalted hash of a phone number "
                              "can be reversed by trying every number)")

@@ -9,15 +9,14 @@ Hugging Face hub through lighteval; this one reads any local JSONL or Parquet fi
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import numpy as np
-import orjson
 from datatrove.data import Document
 
 from corpus.base import CorpusStep
 from corpus.config import ConfigError, DecontaminateConfig, MinhashConfig
+from corpus.io import iter_jsonl
 from corpus.langid import UNKNOWN_LANGUAGE, document_language, script_language
 from corpus.minhash import Shingler
 from corpus.readers import discover_inputs
@@ -36,25 +35,14 @@ def _strings(value, out: list[str]) -> None:
 
 
 def benchmark_records(path: Path):
-    """(line number, record) of one JSONL(.gz) or Parquet benchmark file; a bad line is an error that
-    names the file and line (a benchmark must be read whole, or decontamination silently weakens)."""
+    """(line or row number, record) of one JSONL(.gz) or Parquet benchmark file; a bad line is an error
+    naming the file and line (a benchmark must be read whole, or decontamination silently weakens)."""
     if path.name.endswith(".parquet"):
         import pyarrow.parquet as pq
 
         yield from enumerate(pq.read_table(path).to_pylist(), 1)
         return
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError as e:
-                raise ConfigError(f"{path}:{n}: benchmark line is not valid JSON ({e})") from None
-            if not isinstance(record, dict):
-                raise ConfigError(f"{path}:{n}: benchmark line is not a JSON object")
-            yield n, record
+    yield from iter_jsonl(path)
 
 
 class BenchmarkIndex:

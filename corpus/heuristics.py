@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from datatrove.data import Document
-from datatrove.pipeline.filters.c4_filters import CITATION_REGEX, END_PUNCTUATION, ELLIPSIS, POLICY_SUBSTRINGS
+from datatrove.pipeline.filters.c4_filters import CITATION_REGEX, ELLIPSIS, END_PUNCTUATION, POLICY_SUBSTRINGS
 from datatrove.pipeline.filters.gopher_quality_filter import STOP_WORDS
 from datatrove.pipeline.filters.gopher_repetition_filter import (
     find_all_duplicate,
@@ -119,13 +119,13 @@ def c4_lines(text: str, r) -> tuple[str | None, str]:
             if kept and kept[-1]:
                 kept.append("")  # keep paragraph breaks, unlike datatrove's C4 filter
             continue
-        if r.min_words_per_line is not None and len(line.split()) < r.min_words_per_line:
-            # whitespace words undercount CJK lines (a whole clause is one "word"): recount those properly
-            if len(split_words(line)) < r.min_words_per_line:
-                continue
-        if r.max_word_length is not None and len(line) > r.max_word_length:
-            if any(len(w) > r.max_word_length for w in split_words(line)):
-                continue
+        # whitespace words undercount CJK lines (a whole clause is one "word"): those are recounted properly
+        if (r.min_words_per_line is not None and len(line.split()) < r.min_words_per_line
+                and len(split_words(line)) < r.min_words_per_line):
+            continue
+        if (r.max_word_length is not None and len(line) > r.max_word_length
+                and any(len(w) > r.max_word_length for w in split_words(line))):
+            continue
         line = CITATION_REGEX.sub("", line)
         if r.drop_no_terminal_punct_lines and (not line.endswith(END_PUNCTUATION) or line.endswith(ELLIPSIS)):
             continue
@@ -162,9 +162,9 @@ def fineweb_quality(text: str, n_words: int, r) -> str | None:
         ratio = sum(1 for line in lines if len(line) <= r.short_line_length) / len(lines)
         if ratio > r.short_line_thr:
             return "short_line_ratio"
-    if r.char_duplicates_ratio is not None:
-        if find_duplicates(lines)[1] / max(1, len(text.replace("\n", ""))) > r.char_duplicates_ratio:
-            return "char_dup_ratio"
+    if (r.char_duplicates_ratio is not None
+            and find_duplicates(lines)[1] / max(1, len(text.replace("\n", ""))) > r.char_duplicates_ratio):
+        return "char_dup_ratio"
     if r.new_line_ratio is not None and text.count("\n") / max(1, n_words) > r.new_line_ratio:
         return "list_ratio"
     return None
@@ -193,12 +193,10 @@ class HeuristicFilter(CorpusStep):
         text = doc.text
         words = split_words(text)
         # the cheap linear rules run before the n-gram counting; a document must pass all of them anyway
-        if rules.gopher_quality is not None:
-            if failed := gopher_quality(text, words, rules.gopher_quality, stop_words):
-                return False, f"gopher_quality/{failed}"
-        if rules.gopher_repetition is not None:
-            if failed := gopher_repetition(text, words, rules.gopher_repetition):
-                return False, f"gopher_repetition/{failed}"
+        if rules.gopher_quality is not None and (failed := gopher_quality(text, words, rules.gopher_quality, stop_words)):
+            return False, f"gopher_quality/{failed}"
+        if rules.gopher_repetition is not None and (failed := gopher_repetition(text, words, rules.gopher_repetition)):
+            return False, f"gopher_repetition/{failed}"
         if rules.c4 is not None:
             failed, kept = c4_lines(text, rules.c4)
             if failed:
@@ -207,7 +205,6 @@ class HeuristicFilter(CorpusStep):
                 self.count("c4_lines_removed")
                 doc.text = text = kept
                 words = split_words(text)
-        if rules.fineweb is not None:
-            if failed := fineweb_quality(text, len(words), rules.fineweb):
-                return False, f"fineweb/{failed}"
+        if rules.fineweb is not None and (failed := fineweb_quality(text, len(words), rules.fineweb)):
+            return False, f"fineweb/{failed}"
         return True

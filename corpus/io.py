@@ -9,16 +9,36 @@ from __future__ import annotations
 import gzip
 import io
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
-
 from datatrove.data import Document
+
+from corpus.config import ConfigError
 
 TMP_SUFFIX = ".tmp"
 PARQUET_BATCH = 10_000
+
+
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """(line number, record) of a JSONL file, plain or .gz, blank lines skipped. For inputs that must be
+    read whole (benchmarks, training labels): a line that is not a JSON object is a ConfigError naming the
+    file and line. (`corpus clean` input goes through the readers instead, which reject and go on.)"""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError as e:
+                raise ConfigError(f"{path}:{n}: not valid JSON ({e})") from None
+            if not isinstance(record, dict):
+                raise ConfigError(f"{path}:{n}: not a JSON object")
+            yield n, record
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -87,7 +107,7 @@ class RecordSink:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.fmt == "parquet":
             return
-        self._raw = open(self.tmp_path, "wb")
+        self._raw = open(self.tmp_path, "wb")  # noqa: SIM115 - the sink owns it until close()
         if self.fmt == "jsonl.gz":
             self._fh = gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, mtime=0, compresslevel=6)
         else:

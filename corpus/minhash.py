@@ -307,7 +307,7 @@ class SignatureFile:
     FIELDS = ("band_keys", "band_docs", "has_shingles", "shingles", "offsets", "lengths", "scores", "ids")
 
     @classmethod
-    def from_keys(cls, keys: np.ndarray, has_shingles: np.ndarray, **fields) -> "SignatureFile":
+    def from_keys(cls, keys: np.ndarray, has_shingles: np.ndarray, **fields) -> SignatureFile:
         """Build from the (documents with shingles, bands) band keys, in document order."""
         docs = np.flatnonzero(has_shingles).astype(np.uint32)
         order = np.argsort(keys, axis=0, kind="stable").T  # (bands, n): per band, documents by key
@@ -323,7 +323,7 @@ class SignatureFile:
             atomic_write_npy(folder / f"{name}.npy", getattr(self, name))
 
     @classmethod
-    def load(cls, folder: Path) -> "SignatureFile":
+    def load(cls, folder: Path) -> SignatureFile:
         return cls(**{n: np.load(folder / f"{n}.npy", mmap_mode="r", allow_pickle=False) for n in cls.FIELDS})
 
 

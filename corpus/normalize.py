@@ -33,7 +33,7 @@ class Normalizer(CorpusStep):
             fix_character_width=cfg.fix_character_width,
             explain=False,
         )
-        self.blank_lines = re.compile(r"\n{%d,}" % (cfg.max_blank_lines + 2))
+        self.blank_lines = re.compile(rf"\n{{{cfg.max_blank_lines + 2},}}")
         self.blank_replacement = "\n" * (cfg.max_blank_lines + 1)
 
     def normalize(self, text: str) -> str:

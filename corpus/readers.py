@@ -11,13 +11,14 @@ import base64
 import glob
 import gzip
 import io
+import itertools
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import orjson
-
 from datatrove.data import Document, DocumentsPipeline
 
 from corpus.base import NamedStep, length_bucket, utf8_len
@@ -111,7 +112,7 @@ def plan_splits(paths: list[Path], cfg: ReaderConfig) -> list[InputSplit]:
                 boundaries.append(pos)
         boundaries.append(size)
         line = 1
-        for start, end in zip(boundaries, boundaries[1:]):
+        for start, end in itertools.pairwise(boundaries):
             splits.append(InputSplit(str(path), fmt, None, start, end, line))
             line += _count_newlines_between(path, start, end)
     return splits
@@ -128,7 +129,7 @@ class Reject(Exception):
 
 
 def _open_binary(split: InputSplit) -> io.BufferedIOBase:
-    raw = open(split.path, "rb")
+    raw = open(split.path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
     if split.compression == "gzip":
         return gzip.GzipFile(fileobj=raw)
     if split.compression == "zstd":
@@ -220,7 +221,7 @@ class CorpusReader(NamedStep):
                 for record in batch.to_pylist():
                     row += 1
                     yield row, None, record
-        except Exception as e:  # pyarrow raises several types for unreadable files
+        except Exception as e:  # noqa: BLE001 - pyarrow raises several types for unreadable files
             yield row + 1, None, Reject(f"unreadable Parquet: {type(e).__name__}: {e}")
 
     def _warc(self, split: InputSplit) -> Iterator[tuple[int, Any, Any]]:
@@ -257,7 +258,7 @@ class CorpusReader(NamedStep):
                         "url": url,
                         "date": record.rec_headers.get_header("WARC-Date"),
                     }
-            except Exception as e:  # warcio raises several types on corrupt archives
+            except Exception as e:  # noqa: BLE001 - warcio raises several types on corrupt archives
                 yield number + 1, None, Reject(f"corrupt WARC: {type(e).__name__}: {e}")
 
     def _html_extractor(self):

@@ -51,7 +51,7 @@ class ToxicityFilter(_ClassifierStep):
         self.cfg = cfg
         self.models = dict(cfg.models) if cfg.models is not None else dict(SHIPPED_TOXICITY)
         for path in list(self.models.values()) + ([cfg.default_model] if cfg.default_model else []):
-            TextClassifier(path)  # fail at start-up, not on the first document of that language
+            self.classifier(path)  # fail at start-up, not on the first document of that language
 
     def apply(self, doc: Document) -> bool | tuple[bool, str]:
         lang = document_language(doc)
@@ -77,7 +77,7 @@ class QualityScorer(_ClassifierStep):
         super().__init__(output_dir)
         self.cfg = cfg
         self.path = cfg.model or SHIPPED_QUALITY
-        TextClassifier(self.path)
+        self.classifier(self.path)  # fail at start-up; workers load their own copy (see __getstate__)
 
     def apply(self, doc: Document) -> bool | tuple[bool, str]:
         score = self.classifier(self.path).score(doc.text)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -26,15 +25,15 @@ def run(
     model: str = typer.Option(..., "--model", help="Local Hugging Face model folder (or PEFT adapter folder)."),
     suite: str = typer.Option("core", "--suite", help="Built-in suite name (see `evalsuite list`) or a suite YAML."),
     output: Path = typer.Option(..., "--output", "-o", help="Run folder: results.json, samples/, run.json, summary.md."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Documents per task (a quick look)."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Documents per task (a quick look)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:0, ..."),
     batch_size: str = typer.Option("auto", "--batch-size", help="auto, or a number."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run the model folder's own code."),
     repeats: int = typer.Option(1, "--repeats", min=1, help="Run the suite N times; run.json reports each "
                                 "metric's spread."),
-    registry: Optional[Path] = typer.Option(None, "--registry", help="Run registry file (default: "
+    registry: Path | None = typer.Option(None, "--registry", help="Run registry file (default: "
                                             "registry.sqlite beside the run folder)."),
-    lineage: Optional[list[str]] = typer.Option(None, "--lineage", help="key=value recorded with the run, e.g. "
+    lineage: list[str] | None = typer.Option(None, "--lineage", help="key=value recorded with the run, e.g. "
                                                 "train_data=out/web-v2 (repeatable)."),
 ) -> None:
     """Run a suite of lm-evaluation-harness tasks against a model, offline."""
@@ -53,7 +52,7 @@ def run(
         result = run_suite(cfg)
     except EvalError as e:
         err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     console.print((result.output / "summary.md").read_text(encoding="utf-8"), highlight=False, soft_wrap=True)
     console.print(f"run folder: {result.output}", highlight=False)
 
@@ -103,7 +102,7 @@ def compare(
     candidate: Path = typer.Argument(..., help="Candidate run, same forms."),
     max_drop: str = typer.Option("5", "--fail-on-regression", "--max-drop", help="Fail when a watched metric "
                                  "gets worse by more than this many percent, e.g. 5 or 5% (the field's rollback rule)."),
-    metric: Optional[list[str]] = typer.Option(None, "--metric", "-m", help="Watch only this metric (acc, or "
+    metric: list[str] | None = typer.Option(None, "--metric", "-m", help="Watch only this metric (acc, or "
                                                "task/acc); repeatable. Default: every shared metric."),
 ) -> None:
     """Compare CANDIDATE with BASELINE metric by metric; exit 1 when a watched metric regressed."""
@@ -111,12 +110,12 @@ def compare(
         max_drop = float(max_drop.rstrip("%"))
     except ValueError:
         err.print(f"[bold red]error:[/] --fail-on-regression takes a percentage, not {max_drop!r}", soft_wrap=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     try:
         changes = compare_runs(baseline, candidate)
     except ResultsError as e:
         err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     if not changes:
         err.print("[bold red]error:[/] the two runs share no task and metric", soft_wrap=True)
         raise typer.Exit(2)

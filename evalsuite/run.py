@@ -129,7 +129,7 @@ def _model(cfg: RunConfig):
     folder = Path(cfg.model)
     if not folder.is_dir() or not (folder / "config.json").is_file() and not (folder / "adapter_config.json").is_file():
         raise EvalError(f"model folder not found or not a Hugging Face model (no config.json): {folder}")
-    kwargs = dict(device=cfg.device, batch_size=cfg.batch_size, trust_remote_code=cfg.trust_remote_code)
+    kwargs = {"device": cfg.device, "batch_size": cfg.batch_size, "trust_remote_code": cfg.trust_remote_code}
     adapter = folder / "adapter_config.json"
     if adapter.is_file():  # a PEFT adapter: its base model, with the adapter applied
         base = json.loads(adapter.read_text())["base_model_name_or_path"]
@@ -172,8 +172,7 @@ def run(cfg: RunConfig) -> RunResult:
     (out / "samples").mkdir(exist_ok=True)
     for task, rows in samples.items():
         with open(out / "samples" / f"{task}.jsonl", "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row, default=_json_default, ensure_ascii=False) + "\n")
+            f.writelines(json.dumps(row, default=_json_default, ensure_ascii=False) + "\n" for row in rows)
     atomic_write_text(out / "results.json", json.dumps(results, indent=2, default=_json_default, ensure_ascii=False))
     metrics = {task: {k: v for k, v in values.items() if isinstance(v, (int, float)) and "_stderr" not in k
                       and k not in ("sample_len", "tasks")} for task, values in results["results"].items()}

@@ -38,5 +38,5 @@ def output_files(out: Path) -> dict[str, bytes]:
 
 def run_cli(*args: str, timeout: int = 600, **kwargs) -> subprocess.CompletedProcess:
     env = dict(os.environ, LOGURU_LEVEL="WARNING")
-    return subprocess.run([sys.executable, "-m", "corpus.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "corpus.cli", *args], capture_output=True, text=True, check=False,
                           timeout=timeout, env=env, cwd=ROOT, **kwargs)

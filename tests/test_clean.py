@@ -23,8 +23,7 @@ def inputs(tmp_path_factory) -> list[str]:
     c4 = [r for r in read_jsonl(SAMPLE / "web_en.jsonl") if r["source"].startswith("c4")][:20]
     path = tmp_path_factory.mktemp("dups") / "reposts.jsonl"
     with open(path, "w") as f:
-        for r in c4:
-            f.write(json.dumps({"id": "repost-" + r["id"], "text": r["text"].upper().replace(" ", "  ")}) + "\n")
+        f.writelines(json.dumps({"id": "repost-" + r["id"], "text": r["text"].upper().replace(" ", "  ")}) + "\n" for r in c4)
     return INPUTS + [str(path)]
 
 

@@ -80,7 +80,7 @@ def test_template_ngrams_and_short_records_are_not_indexed(tmp_path: Path):
 def test_bad_benchmark_file_and_missing_benchmarks_are_clear_errors(tmp_path: Path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"question": "fine"}\n{not json\n')
-    with pytest.raises(ConfigError, match=r"bad.jsonl:2: benchmark line is not valid JSON"):
+    with pytest.raises(ConfigError, match=r"bad.jsonl:2: not valid JSON"):
         BenchmarkIndex(DecontaminateConfig(enabled=True, benchmarks=[str(bad)]))
     with pytest.raises(ConfigError, match="needs benchmarks"):
         load_config(overrides={"decontaminate": {"enabled": True}})

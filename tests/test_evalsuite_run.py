@@ -11,40 +11,14 @@ from conftest import SAMPLE, read_jsonl
 
 torch = pytest.importorskip("torch", reason="the eval extra is part of the dev install (make install-dev)")
 
-from evalsuite.cli import app  # noqa: E402
-from evalsuite.run import TASKS_DIR, EvalError, RunConfig, load_suite, run  # noqa: E402
+from evalsuite.cli import app
+from evalsuite.run import TASKS_DIR, EvalError, RunConfig, load_suite, run
+from train.tiny import build_tiny_gpt2
 
 
 def tiny_model(folder: Path, train_texts: list[str] | None = None) -> Path:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
-
     corpus = [r["text"] for r in read_jsonl(SAMPLE / "web_en.jsonl")[:200]]
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=1000, special_tokens=["<unk>", "<|endoftext|>"],
-                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", unk_token="<unk>",
-                                   pad_token="<|endoftext|>")
-    torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(fast), n_positions=512, n_embd=64, n_layer=2, n_head=2,
-                                       bos_token_id=fast.eos_token_id, eos_token_id=fast.eos_token_id))
-    if train_texts:  # a few steps of plain next-token training on these texts
-        ids = torch.tensor(fast("\n\n".join(train_texts))["input_ids"])
-        blocks = ids[: len(ids) // 128 * 128].view(-1, 128)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-        model.train()
-        for step in range(150):
-            batch = blocks[(step * 8) % len(blocks) :][:8]
-            loss = model(input_ids=batch, labels=batch).loss
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-        model.eval()
-    model.save_pretrained(folder)
-    fast.save_pretrained(folder)
-    return folder
+    return build_tiny_gpt2(folder, corpus, train_texts)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +35,7 @@ def two_runs(tmp_path_factory):
 
 
 def test_run_writes_the_run_folder_and_consistent_numbers(two_runs):
-    base, runs = two_runs
+    _, runs = two_runs
     trained, untrained = runs["trained"], runs["untrained"]
     for r in (trained, untrained):
         for name in ("results.json", "run.json", "summary.md", "samples/cl_arc_easy.jsonl", "samples/cl_ppl_en.jsonl"):
@@ -70,7 +44,8 @@ def test_run_writes_the_run_folder_and_consistent_numbers(two_runs):
         acc = r.metrics["cl_arc_easy"]["acc,none"]
         assert 0.0 <= acc <= 1.0
         # centred on ARC-Easy's chance level (3-5 choices, mostly 4): a guessing model scores about 0
-        chance = sum(1 / len(json.loads(line)["arguments"]) for line in open(r.output / "samples" / "cl_arc_easy.jsonl")) / 200
+        samples = read_jsonl(r.output / "samples" / "cl_arc_easy.jsonl")
+        chance = sum(1 / len(s["arguments"]) for s in samples) / len(samples)
         assert abs(r.metrics["core"]["centred_acc,none"] - (acc - chance) / (1 - chance)) < 1e-9
         assert abs(r.metrics["core"]["centred_acc,none"]) < 0.25
     # the trained model saw the English text: lower bits per byte there than the untrained one, and lower
@@ -85,7 +60,7 @@ def test_run_writes_the_run_folder_and_consistent_numbers(two_runs):
 
 
 def test_compare_flags_the_real_regression(two_runs):
-    base, runs = two_runs
+    _, runs = two_runs
     runner = CliRunner()
     worse = runner.invoke(app, ["compare", str(runs["trained"].output), str(runs["untrained"].output),
                                 "--metric", "cl_ppl_en/bits_per_byte"])

@@ -3,8 +3,8 @@ import json
 from pathlib import Path
 
 import pyarrow as pa
-import pytest
 import pyarrow.parquet as pq
+import pytest
 import zstandard
 
 from conftest import SAMPLE, read_jsonl

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import numpy as np
+from datatrove.data import Document
 
 from conftest import SAMPLE, read_jsonl
 from corpus.balance import LanguageBalancer, balance_rates
@@ -9,7 +10,6 @@ from corpus.exact_dedup import plan_duplicates, text_fingerprint
 from corpus.heuristics import HeuristicFilter, split_words
 from corpus.langid import LanguageIdentifier, script_language
 from corpus.normalize import Normalizer
-from datatrove.data import Document
 
 CFG = CleanConfig()
 

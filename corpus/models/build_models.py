@@ -13,7 +13,6 @@ single-threaded with a fixed seed: a rebuild writes the same models.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -27,14 +26,14 @@ from corpus.classifier import (
     roc_auc,
     train_classifier,
 )
+from corpus.io import iter_jsonl
 
 HERE = Path(__file__).resolve().parent
 QUALITY_NEGATIVES_PER_POSITIVE = 3
 
 
 def _jsonl(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    return [record for _, record in iter_jsonl(path)]
 
 
 def build_toxicity_en(data: Path, out: Path) -> ClassifierReport:

@@ -1,0 +1,43 @@
+"""Tiny causal language models built locally, for smoke tests, benchmarks of the tooling and CI: a byte-level
+BPE tokenizer trained on the given texts and a small GPT-2 with random weights, optionally trained for a few
+steps. Nothing is downloaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def build_tiny_gpt2(folder: str | Path, tokenizer_texts: list[str], train_texts: list[str] | None = None,
+                    vocab_size: int = 1000, steps: int = 150, seed: int = 0) -> Path:
+    """Save a 2-layer, 64-wide GPT-2 and its tokenizer to `folder`; with `train_texts`, first train it for
+    `steps` steps of next-token prediction on them (blocks of 128 tokens, AdamW, CPU is enough)."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(tokenizer_texts, trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=["<unk>", "<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", unk_token="<unk>",
+                                   pad_token="<|endoftext|>")
+    torch.manual_seed(seed)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(fast), n_positions=512, n_embd=64, n_layer=2, n_head=2,
+                                       bos_token_id=fast.eos_token_id, eos_token_id=fast.eos_token_id))
+    if train_texts:
+        ids = torch.tensor(fast("\n\n".join(train_texts))["input_ids"])
+        blocks = ids[: len(ids) // 128 * 128].view(-1, 128)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+        model.train()
+        for step in range(steps):
+            batch = blocks[(step * 8) % len(blocks) :][:8]
+            model(input_ids=batch, labels=batch).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        model.eval()
+    folder = Path(folder)
+    model.save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return folder
