@@ -36,6 +36,7 @@ demo: install
 	@echo "report: $(CURDIR)/out/demo/report.html"
 
 test: install-dev
+	$(BIN)/ruff check .
 	mkdir -p .cache/tmp && TMPDIR=$(CURDIR)/.cache/tmp $(BIN)/python -m pytest -q -p no:cacheprovider
 
 test-fast: install-dev
