@@ -22,7 +22,8 @@ def main() -> None:
 
 @app.command()
 def run(
-    model: str = typer.Option(..., "--model", help="Local Hugging Face model folder (or PEFT adapter folder)."),
+    model: str = typer.Option(..., "--model", help="Local Hugging Face model folder (or PEFT adapter folder), or an "
+                              "OpenAI-compatible endpoint: http://host:port/v1 (completions) or .../v1/chat/completions."),
     suite: str = typer.Option("core", "--suite", help="Built-in suite name (see `evalsuite list`) or a suite YAML."),
     output: Path = typer.Option(..., "--output", "-o", help="Run folder: results.json, samples/, run.json, summary.md."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Documents per task (a quick look)."),
@@ -35,6 +36,14 @@ def run(
                                             "registry.sqlite beside the run folder)."),
     lineage: list[str] | None = typer.Option(None, "--lineage", help="key=value recorded with the run, e.g. "
                                                 "train_data=out/web-v2 (repeatable)."),
+    apply_chat_template: bool = typer.Option(False, "--apply-chat-template", help="Prompt through the model's chat "
+                                             "template (instruction-tuned models)."),
+    cache: Path | None = typer.Option(None, "--cache", help="Answer cache file (SQLite), keyed by the weights "
+                                      "fingerprint, chat template and request: re-runs skip answered requests."),
+    tokenizer: Path | None = typer.Option(None, "--tokenizer", help="Endpoints without a /tokenize route: a local "
+                                          "folder with the served model's tokenizer."),
+    served_model: str | None = typer.Option(None, "--served-model", help="Endpoints serving several models: "
+                                            "which one (default: the first listed)."),
 ) -> None:
     """Run a suite of lm-evaluation-harness tasks against a model, offline."""
     from evalsuite.run import EvalError, RunConfig
@@ -47,7 +56,8 @@ def run(
     cfg = RunConfig(model=model, suite=suite, output=str(output), limit=limit, device=device,
                     batch_size=int(batch_size) if batch_size.isdigit() else batch_size, trust_remote_code=trust_remote_code,
                     registry=str(registry) if registry else None, lineage={k: v for k, _, v in pairs},
-                    repeats=repeats)
+                    repeats=repeats, apply_chat_template=apply_chat_template, cache=str(cache) if cache else None,
+                    tokenizer=str(tokenizer) if tokenizer else None, served_model=served_model)
     try:
         result = run_suite(cfg)
     except EvalError as e:
@@ -55,6 +65,35 @@ def run(
         raise typer.Exit(2) from None
     console.print((result.output / "summary.md").read_text(encoding="utf-8"), highlight=False, soft_wrap=True)
     console.print(f"run folder: {result.output}", highlight=False)
+
+
+@app.command()
+def serve(
+    model: Path = typer.Option(..., "--model", help="Local Hugging Face model folder."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default)."),
+    port: int = typer.Option(8000, "--port", help="Port to listen on."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:0, ..."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run the model folder's own code."),
+    api_key: str | None = typer.Option(None, "--api-key", envvar="EVALSUITE_API_KEY",
+                                       help="Require this bearer token on every request."),
+) -> None:
+    """Serve a local model over an OpenAI-compatible API (completions with echo and logprobs, chat, tokenize)."""
+    from evalsuite.run import EvalError
+    from evalsuite.serve import LocalModel, make_server
+
+    try:
+        server = make_server(LocalModel(model, device, trust_remote_code), host, port, api_key)
+    except (EvalError, OSError) as e:
+        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    console.print(f"serving {model} at http://{host}:{server.server_address[1]}/v1 (Ctrl-C stops)", highlight=False,
+                  soft_wrap=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 @app.command("runs")
@@ -77,6 +116,43 @@ def list_runs(
         for (task, metric), (value, stderr) in sorted(run_metrics(path, r.run_id).items()):
             spread = f" ± {stderr:.4g}" if stderr is not None else ""
             console.print(f"    {task}/{metric.split(',')[0]} {value:.4g}{spread}", highlight=False, soft_wrap=True)
+
+
+@app.command("dashboard")
+def dashboard(
+    registry: Path = typer.Argument(Path("runs/registry.sqlite"), help="Run registry file, or the folder holding it."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="HTML file to write (default: dashboard.html "
+                                          "beside the registry)."),
+    max_drop: str = typer.Option("5", "--fail-on-regression", "--max-drop", help="Flag a metric worse than the "
+                                 "previous run by more than this many percent, e.g. 5 or 5% (the gate of `compare`)."),
+    suite: str | None = typer.Option(None, "--suite", help="Only the runs of this suite."),
+) -> None:
+    """Write an HTML page with each metric across the registered runs, regressions in red. It only reports:
+    the exit code is 0 with regressions too (`compare` is the gate)."""
+    from rich.markup import escape
+
+    from evalsuite.dashboard import DashboardError, drift_table, latest_regressions, write_dashboard
+
+    try:
+        drop = float(max_drop.rstrip("%"))
+    except ValueError:
+        drop = float("nan")
+    if not drop >= 0:
+        err.print(f"[bold red]error:[/] --fail-on-regression takes a percentage, not {escape(repr(max_drop))}",
+                  soft_wrap=True)
+        raise typer.Exit(2)
+    path = registry / "registry.sqlite" if registry.is_dir() else registry
+    try:
+        out = write_dashboard(path, output or path.parent / "dashboard.html", drop / 100, suite)
+        series = drift_table(path, suite, drop / 100)
+    except DashboardError as e:
+        err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    console.print(f"dashboard: {escape(str(out))}", highlight=False, soft_wrap=True)
+    for p in latest_regressions(series):
+        c = p.change
+        console.print(f"[red]REGRESSION[/] {escape(c.task)}/{escape(c.metric.split(',')[0])}: {c.baseline:.4g} -> "
+                      f"{c.candidate:.4g} ({c.relative_change:+.1%})", highlight=False, soft_wrap=True)
 
 
 @app.command("list")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -30,6 +31,7 @@ HERE = Path(__file__).resolve().parent
 TASKS_DIR = HERE / "tasks"
 SUITES_DIR = HERE / "suites"
 DATA_PLACEHOLDER = "__DATA__"
+log = logging.getLogger("evalsuite")
 
 
 class EvalError(ValueError):
@@ -49,7 +51,7 @@ class Suite:
 class RunConfig:
     """One `evalsuite run`."""
 
-    model: str
+    model: str  # a local model (or PEFT adapter) folder, or an OpenAI-compatible endpoint URL
     suite: str = "core"
     output: str = "runs/latest"
     limit: int | None = None  # documents per task (a quick look; the figures are then not comparable)
@@ -60,6 +62,10 @@ class RunConfig:
     repeats: int = 1  # run the suite this many times and report each metric's spread in run.json
     registry: str | None = None  # SQLite run registry; None: registry.sqlite beside the run folder
     lineage: dict[str, str] = field(default_factory=dict)  # e.g. {"train_data": "out/web-v2"}
+    apply_chat_template: bool = False  # prompt through the model's chat template (instruction-tuned models)
+    cache: str | None = None  # answer cache (SQLite) keyed by weights fingerprint, chat template and request
+    tokenizer: str | None = None  # endpoints without /tokenize: a local folder with the served model's tokenizer
+    served_model: str | None = None  # endpoints serving several models: which one (default: the first listed)
 
 
 @dataclass
@@ -96,11 +102,14 @@ def load_suite(name_or_path: str) -> Suite:
 
 
 def materialise_tasks(folder: Path) -> Path:
-    """Write the built-in task YAML into `folder` with the absolute path of their shipped data."""
+    """Write the built-in task YAML into `folder` with the absolute path of their shipped data, beside the
+    scoring functions they reference."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, path in builtin_tasks().items():
         text = path.read_text(encoding="utf-8").replace(DATA_PLACEHOLDER, str(TASKS_DIR / "data"))
         (folder / f"{name}.yaml").write_text(text, encoding="utf-8")
+    for module in TASKS_DIR.glob("*.py"):
+        (folder / module.name).write_text(module.read_text(encoding="utf-8"), encoding="utf-8")
     return folder
 
 
@@ -121,20 +130,110 @@ def model_fingerprint(folder: Path) -> str:
     return fingerprint(files)
 
 
-def _model(cfg: RunConfig):
+@dataclass
+class ModelInfo:
+    """What identifies the model that answers: its weights fingerprint (None for an endpoint that does not
+    report one) and the chat template it is prompted with."""
+
+    fingerprint: str | None
+    chat_template: str | None = None
+    served_as: str | None = None  # an endpoint's model id
+
+
+def _local_model(cfg: RunConfig):
     from lm_eval.models.huggingface import HFLM
 
-    if cfg.model.startswith(("http://", "https://")):
-        raise EvalError("OpenAI-compatible endpoints are not supported in this release; pass a local model folder")
-    folder = Path(cfg.model)
-    if not folder.is_dir() or not (folder / "config.json").is_file() and not (folder / "adapter_config.json").is_file():
-        raise EvalError(f"model folder not found or not a Hugging Face model (no config.json): {folder}")
+    folder = check_model_folder(cfg.model)
     kwargs = {"device": cfg.device, "batch_size": cfg.batch_size, "trust_remote_code": cfg.trust_remote_code}
     adapter = folder / "adapter_config.json"
     if adapter.is_file():  # a PEFT adapter: its base model, with the adapter applied
         base = json.loads(adapter.read_text())["base_model_name_or_path"]
-        return HFLM(pretrained=base, peft=str(folder), **kwargs)
-    return HFLM(pretrained=str(folder), **kwargs)
+        lm = HFLM(pretrained=base, peft=str(folder), **kwargs)
+        fp = fingerprint_of_adapter(folder, Path(base))
+    else:
+        lm = HFLM(pretrained=str(folder), **kwargs)
+        fp = model_fingerprint(folder)
+    return lm, ModelInfo(fp, getattr(lm.tokenizer, "chat_template", None))
+
+
+def check_model_folder(path: str) -> Path:
+    """The model folder, if it holds a Hugging Face model or PEFT adapter; else a clear EvalError."""
+    folder = Path(path)
+    if not folder.is_dir() or not (folder / "config.json").is_file() and not (folder / "adapter_config.json").is_file():
+        raise EvalError(f"model folder not found or not a Hugging Face model (no config.json): {folder}")
+    return folder
+
+
+def fingerprint_of_adapter(adapter: Path, base: Path) -> str:
+    """An adapter answers with its base model's weights too: both go into its fingerprint."""
+    parts = [model_fingerprint(adapter)] + ([model_fingerprint(base)] if base.is_dir() else [str(base)])
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def endpoint_url(url: str) -> tuple[str, str, bool]:
+    """(server base, completions URL, chat) for an endpoint given as its base (`.../v1`) or a full route."""
+    url = url.rstrip("/")
+    chat = url.endswith("/chat/completions")
+    if url.endswith(("/completions", "/chat/completions")):
+        base = url.rsplit("/chat/completions", 1)[0] if chat else url.rsplit("/completions", 1)[0]
+        return base, url, chat
+    return url, url + "/completions", False
+
+
+def _endpoint_model(cfg: RunConfig):
+    """lm-eval's `local-completions` (or `local-chat-completions` for a `/chat/completions` URL) against an
+    OpenAI-compatible server; the tokenizer is the server's own when it exposes `/tokenize` (vLLM and
+    `evalsuite serve` do), else `cfg.tokenizer` (a local folder)."""
+    import requests
+
+    base, url, chat = endpoint_url(cfg.model)
+    headers = {"Authorization": f"Bearer {os.environ['OPENAI_API_KEY']}"} if os.environ.get("OPENAI_API_KEY") else {}
+    try:
+        listing = requests.get(f"{base}/models", headers=headers, timeout=30)
+        listing.raise_for_status()
+        served = listing.json().get("data") or []
+    except (requests.RequestException, ValueError) as e:
+        raise EvalError(f"endpoint {base}: cannot list its models ({e})") from None
+    entry = next((m for m in served if m.get("id") == cfg.served_model), None) if cfg.served_model else (
+        served[0] if served else None)
+    if entry is None:
+        raise EvalError(f"endpoint {base} serves {[m.get('id') for m in served]}, not {cfg.served_model!r}")
+    kwargs = {"base_url": url, "model": entry["id"], "max_retries": 3, "seed": cfg.seed, "timeout": 600,
+              # requests per HTTP call; "auto" (a local GPU's memory probe) means nothing to a server
+              "batch_size": cfg.batch_size if isinstance(cfg.batch_size, int) else 8}
+    if entry.get("max_model_len"):
+        kwargs["max_length"] = int(entry["max_model_len"])
+    if cfg.tokenizer:
+        if not Path(cfg.tokenizer).is_dir():
+            raise EvalError(f"tokenizer folder not found: {cfg.tokenizer}")
+        kwargs.update(tokenizer_backend="huggingface", tokenizer=cfg.tokenizer)
+    else:
+        from lm_eval.utils import check_remote_tokenizer_support
+
+        if not check_remote_tokenizer_support(url, auth_token=os.environ.get("OPENAI_API_KEY")):
+            raise EvalError(f"endpoint {base} has no /tokenize route; pass --tokenizer DIR (a local copy of the "
+                            "served model's tokenizer), which log-likelihood tasks need to split context and "
+                            "continuation")
+        kwargs["tokenizer_backend"] = "remote"
+    if chat:
+        from lm_eval.models.openai_completions import LocalChatCompletion
+
+        lm = LocalChatCompletion(**{k: v for k, v in kwargs.items() if k != "batch_size"}, tokenized_requests=False)
+    else:
+        from lm_eval.models.openai_completions import LocalCompletionsAPI
+
+        lm = LocalCompletionsAPI(**kwargs)
+    return lm, ModelInfo(entry.get("fingerprint"), served_as=entry["id"])
+
+
+def is_endpoint(model: str) -> bool:
+    return model.startswith(("http://", "https://"))
+
+
+def _model(cfg: RunConfig):
+    if is_endpoint(cfg.model):
+        return _endpoint_model(cfg)
+    return _local_model(cfg)
 
 
 def _json_default(value):
@@ -146,6 +245,8 @@ def run(cfg: RunConfig) -> RunResult:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     suite = load_suite(cfg.suite)
+    if not is_endpoint(cfg.model):
+        check_model_folder(cfg.model)  # before lm-eval spends seconds indexing its tasks
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
     from lm_eval import simple_evaluate
@@ -156,15 +257,35 @@ def run(cfg: RunConfig) -> RunResult:
     unknown = [t for t in suite.tasks if t not in manager.all_tasks]
     if unknown:
         raise EvalError(f"unknown task {unknown[0]!r} in suite {suite.name!r}; built-in: {', '.join(builtin_tasks())}")
-    model = _model(cfg)
+    model, info = _model(cfg)
+    template = info.chat_template if cfg.apply_chat_template else None
+    cached = None
+    if cfg.cache and cfg.repeats == 1:
+        if info.fingerprint:
+            from evalsuite.cache import CachedLM, cache_namespace
+
+            model = cached = CachedLM(model, cfg.cache, cache_namespace(info.fingerprint, template,
+                                                                          cfg.apply_chat_template))
+        else:
+            log.warning("answer cache off: endpoint %s reports no weights fingerprint, so cached answers could "
+                        "belong to other weights", cfg.model)
     started = time.perf_counter()
-    evaluate = lambda: simple_evaluate(model=model, tasks=suite.tasks, task_manager=manager, limit=cfg.limit,
-                                       log_samples=True, random_seed=cfg.seed, numpy_random_seed=cfg.seed,
-                                       torch_random_seed=cfg.seed, fewshot_random_seed=cfg.seed)
+
+    def evaluate() -> dict:
+        try:
+            return simple_evaluate(model=model, tasks=suite.tasks, task_manager=manager, limit=cfg.limit,
+                                   log_samples=True, random_seed=cfg.seed, numpy_random_seed=cfg.seed,
+                                   torch_random_seed=cfg.seed, fewshot_random_seed=cfg.seed,
+                                   apply_chat_template=cfg.apply_chat_template)
+        except NotImplementedError as e:  # e.g. log-likelihood tasks against a chat-completions endpoint
+            raise EvalError(f"{cfg.model}: {e}") from None
+
     results = evaluate()
     seconds = time.perf_counter() - started
     # the same evaluation again: on GPUs batched kernels are not bit-exact, so figures can move between runs
     repeats = [results["results"]] + [evaluate()["results"] for _ in range(cfg.repeats - 1)]
+    if cached is not None:
+        cached.close()
     samples = results.pop("samples", {})
     core = centred_core(results["results"], samples)
     if core:
@@ -176,22 +297,47 @@ def run(cfg: RunConfig) -> RunResult:
     atomic_write_text(out / "results.json", json.dumps(results, indent=2, default=_json_default, ensure_ascii=False))
     metrics = {task: {k: v for k, v in values.items() if isinstance(v, (int, float)) and "_stderr" not in k
                       and k not in ("sample_len", "tasks")} for task, values in results["results"].items()}
-    data_files = sorted((TASKS_DIR / "data").glob("*.jsonl"))
     manifest = {
         "config": asdict(cfg), "suite": asdict(suite), "seconds": round(seconds, 3),
-        "model_fingerprint": model_fingerprint(Path(cfg.model)),
-        "data_fingerprints": {p.name: fingerprint([p]) for p in data_files},
-        "versions": {"lm_eval": results.get("lm_eval_version"), "transformers": results.get("transformers_version")},
+        "model_fingerprint": info.fingerprint, "served_model": info.served_as,
+        "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest() if template else None,
+        "batch_size": results.get("config", {}).get("batch_size"),
+        "task_fingerprints": {name: fingerprint([task_dir / f"{name}.yaml"]) for name in suite.tasks
+                              if (task_dir / f"{name}.yaml").is_file()},
+        "data_fingerprints": {p.name: fingerprint([p]) for p in task_data_files(suite, task_dir)},
+        "versions": library_versions(),
+        "cache": {"hits": cached.hits, "misses": cached.misses} if cached is not None else None,
         "repeats": repeat_spread(repeats) if cfg.repeats > 1 else None,
     }
     atomic_write_text(out / "run.json", json.dumps(manifest, indent=2, default=_json_default))
     atomic_write_text(out / "summary.md", summary_markdown(suite, cfg, results["results"], seconds))
     atomic_write_text(out / "summary.html", summary_html(suite, cfg, results["results"], seconds))
     record = RunRecord(run_id=out.resolve().name, created=time.time(), output=str(out.resolve()), model=cfg.model,
-                       model_fingerprint=manifest["model_fingerprint"], suite=suite.name, seconds=round(seconds, 3),
+                       model_fingerprint=info.fingerprint or "", suite=suite.name, seconds=round(seconds, 3),
                        lineage=dict(cfg.lineage))
     register(cfg.registry or default_registry(out), record, results["results"])
     return RunResult(out, metrics, seconds)
+
+
+def task_data_files(suite: Suite, task_dir: Path) -> list[Path]:
+    """The shipped data files the suite's built-in tasks read."""
+    text = "".join((task_dir / f"{t}.yaml").read_text(encoding="utf-8") for t in suite.tasks
+                   if (task_dir / f"{t}.yaml").is_file())
+    return [p for p in sorted((TASKS_DIR / "data").glob("*.jsonl")) if str(p) in text]
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of what decides the figures: Python and the evaluation stack."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for name in ("corpusloop", "lm_eval", "torch", "transformers", "peft", "tokenizers", "datasets", "numpy"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
 
 
 def repeat_spread(repeats: list[dict]) -> dict[str, dict[str, dict[str, float]]]:

@@ -40,14 +40,19 @@ def test_run_writes_the_run_folder_and_consistent_numbers(two_runs):
     for r in (trained, untrained):
         for name in ("results.json", "run.json", "summary.md", "samples/cl_arc_easy.jsonl", "samples/cl_ppl_en.jsonl"):
             assert (r.output / name).is_file(), name
-        assert set(r.metrics) == {"cl_ppl_en", "cl_ppl_zh", "cl_arc_easy", "core"}
-        acc = r.metrics["cl_arc_easy"]["acc,none"]
-        assert 0.0 <= acc <= 1.0
-        # centred on ARC-Easy's chance level (3-5 choices, mostly 4): a guessing model scores about 0
-        samples = read_jsonl(r.output / "samples" / "cl_arc_easy.jsonl")
-        chance = sum(1 / len(s["arguments"]) for s in samples) / len(samples)
-        assert abs(r.metrics["core"]["centred_acc,none"] - (acc - chance) / (1 - chance)) < 1e-9
+        assert set(r.metrics) == {"cl_ppl_en", "cl_ppl_zh", "cl_arc_easy", "cl_cmmlu", "cl_nq_open", "cl_gsm8k", "core"}
+        # the core score: each multiple-choice task centred on its chance level (ARC-Easy: 3-5 choices, CMMLU:
+        # 4), then averaged; a guessing model scores about 0
+        centred = []
+        for task in ("cl_arc_easy", "cl_cmmlu"):
+            acc = r.metrics[task]["acc,none"]
+            samples = read_jsonl(r.output / "samples" / f"{task}.jsonl")
+            chance = sum(1 / len(s["arguments"]) for s in samples) / len(samples)
+            centred.append((acc - chance) / (1 - chance))
+        assert abs(r.metrics["core"]["centred_acc,none"] - sum(centred) / 2) < 1e-9
         assert abs(r.metrics["core"]["centred_acc,none"]) < 0.25
+        # a random-weight model answers no question
+        assert r.metrics["cl_nq_open"]["exact_match,none"] == 0.0 and r.metrics["cl_gsm8k"]["exact_match,none"] == 0.0
     # the trained model saw the English text: lower bits per byte there than the untrained one, and lower
     # than on the Chinese text it never saw
     assert trained.metrics["cl_ppl_en"]["bits_per_byte,none"] < 0.8 * untrained.metrics["cl_ppl_en"]["bits_per_byte,none"]
@@ -57,6 +62,36 @@ def test_run_writes_the_run_folder_and_consistent_numbers(two_runs):
     assert "ppl_en.jsonl" in manifest["data_fingerprints"]
     assert "| cl_ppl_en | bits_per_byte |" in (trained.output / "summary.md").read_text()
     assert "<td>cl_arc_easy</td><td>acc</td>" in (trained.output / "summary.html").read_text()
+
+
+def test_qa_scores_a_model_that_learned_the_answers(tmp_path: Path):
+    """A tiny model trained on 20 NQ-open questions with their answers answers some of them exactly; the EM
+    and F1 in the results are those of the logged generations against the references."""
+    from evalsuite.tasks.qa_metrics import normalise
+
+    questions = read_jsonl(TASKS_DIR / "data" / "nq_open.jsonl")[:20]
+    drills = [f"Q: {q['question']}?\nA: {q['answer'][0]}\n" for q in questions]
+    folder = tiny_model(tmp_path / "drilled", drills * 20)
+    suite = tmp_path / "qa.yaml"
+    suite.write_text("name: qa\ntasks: [cl_nq_open]\n")
+    result = run(RunConfig(model=str(folder), suite=str(suite), output=str(tmp_path / "run"), limit=20, batch_size=8))
+    em, f1 = result.metrics["cl_nq_open"]["exact_match,none"], result.metrics["cl_nq_open"]["f1,none"]
+    assert em >= 0.2 and f1 >= em
+    samples = read_jsonl(result.output / "samples" / "cl_nq_open.jsonl")
+    exact = [any(normalise(s["filtered_resps"][0]) == normalise(a) for a in s["doc"]["answer"]) for s in samples]
+    assert abs(em - sum(exact) / len(samples)) < 1e-9
+
+
+def test_qa_metrics():
+    from evalsuite.tasks.qa_metrics import process_gsm8k, process_qa
+
+    assert process_qa({"answer": ["The Beatles", "Beatles"]}, [" the beatles."]) == {"exact_match": 1.0, "f1": 1.0}
+    partial = process_qa({"answer": ["14 December 1972"]}, ["December 1972"])
+    assert partial["exact_match"] == 0.0 and abs(partial["f1"] - 0.8) < 1e-9
+    assert process_qa({"answer": ["北京大学"]}, ["北京"])["f1"] == pytest.approx(2 / 3)  # by character
+    assert process_gsm8k({"answer": "... so 1,200 in all\n#### 1200"}, ["She pays 3 * 400 = 1,200 dollars."]) == {
+        "exact_match": 1.0}
+    assert process_gsm8k({"answer": "#### 18"}, ["18 eggs, then 9 left"])["exact_match"] == 0.0
 
 
 def test_compare_flags_the_real_regression(two_runs):

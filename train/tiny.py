@@ -8,9 +8,10 @@ from pathlib import Path
 
 
 def build_tiny_gpt2(folder: str | Path, tokenizer_texts: list[str], train_texts: list[str] | None = None,
-                    vocab_size: int = 1000, steps: int = 150, seed: int = 0) -> Path:
+                    vocab_size: int = 1000, steps: int = 150, seed: int = 0, chat_template: str | None = None) -> Path:
     """Save a 2-layer, 64-wide GPT-2 and its tokenizer to `folder`; with `train_texts`, first train it for
-    `steps` steps of next-token prediction on them (blocks of 128 tokens, AdamW, CPU is enough)."""
+    `steps` steps of next-token prediction on them (blocks of 128 tokens, AdamW, CPU is enough); with
+    `chat_template` (Jinja), the tokenizer gets it."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
@@ -23,6 +24,8 @@ def build_tiny_gpt2(folder: str | Path, tokenizer_texts: list[str], train_texts:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", unk_token="<unk>",
                                    pad_token="<|endoftext|>")
+    if chat_template:
+        fast.chat_template = chat_template
     torch.manual_seed(seed)
     model = GPT2LMHeadModel(GPT2Config(vocab_size=len(fast), n_positions=512, n_embd=64, n_layer=2, n_head=2,
                                        bos_token_id=fast.eos_token_id, eos_token_id=fast.eos_token_id))

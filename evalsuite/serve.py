@@ -1,0 +1,333 @@
+"""`evalsuite serve`: a local model folder behind a small OpenAI-compatible HTTP server.
+
+Why our own: log-likelihood tasks over an endpoint need the legacy completions API with `echo` and
+`logprobs` (the prompt's own token log-probabilities), which `transformers serve` does not implement, and
+vLLM or TGI need a GPU. This server is small, runs on a CPU, and is what the endpoint tests (and users without
+a GPU inference server) evaluate against. It serves one model, one request at a time, on loopback by default.
+
+Routes:
+    GET  /v1/models             the served model, with its weights fingerprint
+    POST /v1/completions        prompt as text, token ids or a list of either; max_tokens, temperature,
+                                seed, stop, echo, logprobs (top-k per position)
+    POST /v1/chat/completions   messages rendered with the model's chat template
+    GET  /tokenizer_info, POST /tokenize, POST /detokenize
+                                the tokenizer, as vLLM exposes it (lm-eval's `remote` tokenizer backend)
+    GET  /health
+
+Prompts and generations are never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+MAX_BODY_BYTES = 64 << 20
+
+
+class RequestError(ValueError):
+    """A request the server cannot answer; sent back as an OpenAI-style error with status 400."""
+
+
+@dataclass
+class Completion:
+    """One generated continuation and, when asked, the log-probabilities of its tokens."""
+
+    text: str
+    finish_reason: str
+    tokens: list[str] | None = None
+    token_logprobs: list[float | None] | None = None
+    top_logprobs: list[dict[str, float] | None] | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class LocalModel:
+    """A causal LM and its tokenizer, loaded from a local folder (safetensors; no remote code unless asked)."""
+
+    def __init__(self, folder: str | Path, device: str = "cpu", trust_remote_code: bool = False):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from evalsuite.run import EvalError, model_fingerprint
+
+        self.folder = Path(folder)
+        if not (self.folder / "config.json").is_file():
+            raise EvalError(f"model folder not found or not a Hugging Face model (no config.json): {self.folder}")
+        self.name = self.folder.resolve().name
+        self.fingerprint = model_fingerprint(self.folder)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.folder, trust_remote_code=trust_remote_code)
+        self.model = AutoModelForCausalLM.from_pretrained(self.folder, trust_remote_code=trust_remote_code)
+        self.model.to(device).eval()
+        self.device = device
+        self.max_length = int(getattr(self.model.config, "max_position_embeddings", 0)
+                              or getattr(self.model.config, "n_positions", 0) or 2048)
+        self.lock = threading.Lock()  # one forward pass at a time: torch on CPU already uses every core
+        self._torch = torch
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"]
+
+    def chat_ids(self, messages: list[dict]) -> list[int]:
+        if not self.tokenizer.chat_template:
+            raise RequestError(f"model {self.name} has no chat template; use /v1/completions")
+        return list(self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                                       return_dict=False))
+
+    def _logits(self, ids: list[int]):
+        torch = self._torch
+        with torch.inference_mode():
+            return self.model(input_ids=torch.tensor([ids], device=self.device)).logits[0].float()
+
+    def complete(self, ids: list[int], max_tokens: int, temperature: float = 0.0, seed: int = 0,
+                 stop: list[str] | None = None, logprobs: int | None = None, echo: bool = False) -> Completion:
+        """Continue `ids` by up to `max_tokens` tokens (greedy at temperature 0); with `logprobs`, the
+        log-probability of every returned token (the prompt's too with `echo`) and the top-k at each position."""
+        if not ids:
+            raise RequestError("the prompt is empty")
+        if len(ids) + max_tokens > self.max_length:
+            raise RequestError(f"prompt ({len(ids)} tokens) plus max_tokens ({max_tokens}) exceeds the model's "
+                               f"context of {self.max_length} tokens")
+        torch = self._torch
+        with self.lock:
+            new, finish = self._generate(ids, max_tokens, temperature, seed, stop)
+            text = self.tokenizer.decode(new, skip_special_tokens=True)
+            for s in stop or []:  # the stop sequence itself is not returned
+                if s and s in text:
+                    text, finish = text[: text.index(s)], "stop"
+            result = Completion(text=text, finish_reason=finish, prompt_tokens=len(ids), completion_tokens=len(new))
+            if logprobs is None:
+                return result
+            full = ids + new
+            logp = torch.log_softmax(self._logits(full), dim=-1)
+            first = 0 if echo else len(ids)
+            picked = [None if i == 0 else float(logp[i - 1, full[i]]) for i in range(first, len(full))]
+            top = []
+            for i in range(first, len(full)):
+                if i == 0:
+                    top.append(None)
+                    continue
+                values, indices = torch.topk(logp[i - 1], max(1, logprobs))
+                top.append({self.tokenizer.decode([int(t)]): float(v) for v, t in zip(values, indices)})
+        result.tokens = [self.tokenizer.decode([t]) for t in full[first:]]
+        result.token_logprobs, result.top_logprobs = picked, top
+        if echo:
+            result.text = self.tokenizer.decode(ids) + result.text
+        return result
+
+    def _generate(self, ids: list[int], max_tokens: int, temperature: float, seed: int,
+                  stop: list[str] | None) -> tuple[list[int], str]:
+        if max_tokens <= 0:
+            return [], "length"
+        torch = self._torch
+        eos = self.tokenizer.eos_token_id
+        if max_tokens == 1 and temperature == 0:  # the log-likelihood request: one forward pass
+            token = int(self._logits(ids)[-1].argmax())
+            return [token], "stop" if token == eos else "length"
+        torch.manual_seed(seed)
+        kwargs = {"do_sample": temperature > 0, "max_new_tokens": max_tokens, "pad_token_id": eos}
+        if temperature > 0:
+            kwargs["temperature"] = temperature
+        if stop:
+            kwargs.update(stop_strings=[s for s in stop if s], tokenizer=self.tokenizer)
+        with torch.inference_mode():
+            out = self.model.generate(torch.tensor([ids], device=self.device),
+                                      attention_mask=torch.ones(1, len(ids), dtype=torch.long, device=self.device),
+                                      **kwargs)
+        new = [int(t) for t in out[0, len(ids):]]
+        if eos is not None and eos in new:
+            return new[: new.index(eos)], "stop"
+        return new, "length" if len(new) == max_tokens else "stop"
+
+
+def _prompts(model: LocalModel, prompt) -> list[list[int]]:
+    """The legacy API's four prompt shapes (text, token ids, and a list of either) as token-id lists."""
+    if isinstance(prompt, str):
+        return [model.encode(prompt)]
+    if isinstance(prompt, list) and prompt and all(isinstance(t, int) for t in prompt):
+        return [prompt]
+    if isinstance(prompt, list) and prompt:
+        out = []
+        for p in prompt:
+            if isinstance(p, str):
+                out.append(model.encode(p))
+            elif isinstance(p, list) and p and all(isinstance(t, int) for t in p):
+                out.append(p)
+            else:
+                raise RequestError("each prompt must be a string or a non-empty list of token ids")
+        return out
+    raise RequestError("'prompt' must be a string, a list of token ids, or a non-empty list of either")
+
+
+def _number(body: dict, key: str, default, kind=float):
+    value = body.get(key, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RequestError(f"'{key}' must be a number")
+    return kind(value)
+
+
+def _stop(body: dict) -> list[str]:
+    stop = body.get("stop") or []
+    stop = [stop] if isinstance(stop, str) else stop
+    if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
+        raise RequestError("'stop' must be a string or a list of strings")
+    return stop
+
+
+def completions(model: LocalModel, body: dict) -> dict:
+    """The response to POST /v1/completions."""
+    logprobs = body.get("logprobs")
+    if logprobs is not None and (isinstance(logprobs, bool) or not isinstance(logprobs, int) or logprobs < 0):
+        raise RequestError("'logprobs' must be a non-negative integer")
+    max_tokens = _number(body, "max_tokens", 16, int)
+    args = {"max_tokens": max_tokens, "temperature": _number(body, "temperature", 0.0),
+            "seed": _number(body, "seed", 0, int), "stop": _stop(body), "logprobs": logprobs,
+            "echo": bool(body.get("echo", False))}
+    choices, prompt_tokens, completion_tokens = [], 0, 0
+    for index, ids in enumerate(_prompts(model, body.get("prompt"))):
+        c = model.complete(ids, **args)
+        choice = {"index": index, "text": c.text, "finish_reason": c.finish_reason, "logprobs": None}
+        if logprobs is not None:
+            offsets, at = [], 0
+            for token in c.tokens:
+                offsets.append(at)
+                at += len(token)
+            choice["logprobs"] = {"tokens": c.tokens, "token_logprobs": c.token_logprobs,
+                                  "top_logprobs": c.top_logprobs, "text_offset": offsets}
+        choices.append(choice)
+        prompt_tokens += c.prompt_tokens
+        completion_tokens += c.completion_tokens
+    return {"id": f"cmpl-{time.time_ns()}", "object": "text_completion", "created": int(time.time()),
+            "model": model.name, "choices": choices,
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens}}
+
+
+def chat_completions(model: LocalModel, body: dict) -> dict:
+    """The response to POST /v1/chat/completions (one choice)."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages or not all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+            for m in messages):
+        raise RequestError("'messages' must be a non-empty list of {role, content} objects with string content")
+    max_tokens = _number(body, "max_completion_tokens", None, int) or _number(body, "max_tokens", 256, int)
+    c = model.complete(model.chat_ids(messages), max_tokens=max_tokens, temperature=_number(body, "temperature", 0.0),
+                       seed=_number(body, "seed", 0, int), stop=_stop(body))
+    return {"id": f"chatcmpl-{time.time_ns()}", "object": "chat.completion", "created": int(time.time()),
+            "model": model.name,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": c.text},
+                         "finish_reason": c.finish_reason}],
+            "usage": {"prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
+                      "total_tokens": c.prompt_tokens + c.completion_tokens}}
+
+
+def _handler(model: LocalModel, api_key: str | None):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
+
+        def log_message(self, format, *args):  # quiet: requests carry user text
+            pass
+
+        def _send(self, status: int, payload: dict) -> None:
+            data = json.dumps(payload, ensure_ascii=False).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _error(self, status: int, message: str) -> None:
+            self._send(status, {"error": {"message": message, "type": "invalid_request_error", "code": status}})
+
+        def _authorised(self) -> bool:
+            if api_key and self.headers.get("Authorization") != f"Bearer {api_key}":
+                self._error(HTTPStatus.UNAUTHORIZED, "missing or wrong API key")
+                return False
+            return True
+
+        def do_GET(self):
+            if not self._authorised():
+                return
+            path = self.path.rstrip("/")
+            if path == "/health":
+                self._send(200, {"status": "ok"})
+            elif path == "/v1/models":
+                self._send(200, {"object": "list", "data": [
+                    {"id": model.name, "object": "model", "owned_by": "local", "fingerprint": model.fingerprint,
+                     "max_model_len": model.max_length}]})
+            elif path == "/tokenizer_info":
+                tok = model.tokenizer
+                self._send(200, {"eos_token": tok.eos_token, "bos_token": tok.bos_token, "pad_token": tok.pad_token,
+                                 "chat_template": tok.chat_template, "model_max_length": model.max_length})
+            else:
+                self._error(HTTPStatus.NOT_FOUND, f"no route {self.path}")
+
+        def do_POST(self):
+            if not self._authorised():
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY_BYTES:
+                self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"request body over {MAX_BODY_BYTES} bytes")
+                return
+            try:
+                body = json.loads(self.rfile.read(length) or b"{}")
+                if not isinstance(body, dict):
+                    raise RequestError("the request body must be a JSON object")
+                path = self.path.rstrip("/")
+                if path == "/v1/completions":
+                    self._send(200, completions(model, body))
+                elif path == "/v1/chat/completions":
+                    self._send(200, chat_completions(model, body))
+                elif path == "/tokenize":
+                    text = body.get("prompt")
+                    if not isinstance(text, str):
+                        raise RequestError("'prompt' must be a string")
+                    tokens = model.encode(text, bool(body.get("add_special_tokens", False)))
+                    self._send(200, {"tokens": tokens, "count": len(tokens), "max_model_len": model.max_length})
+                elif path == "/detokenize":
+                    tokens = body.get("tokens")
+                    if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
+                        raise RequestError("'tokens' must be a list of token ids")
+                    self._send(200, {"prompt": model.tokenizer.decode(tokens)})
+                else:
+                    self._error(HTTPStatus.NOT_FOUND, f"no route {self.path}")
+            except json.JSONDecodeError as e:
+                self._error(HTTPStatus.BAD_REQUEST, f"the request body is not valid JSON ({e.msg})")
+            except RequestError as e:
+                self._error(HTTPStatus.BAD_REQUEST, str(e))
+
+    return Handler
+
+
+def make_server(model: LocalModel, host: str = "127.0.0.1", port: int = 8000,
+                api_key: str | None = None) -> ThreadingHTTPServer:
+    """An HTTP server for `model`, bound but not yet serving (port 0 picks a free port)."""
+    server = ThreadingHTTPServer((host, port), _handler(model, api_key))
+    server.daemon_threads = True
+    return server
+
+
+@contextmanager
+def serving(folder: str | Path, device: str = "cpu", trust_remote_code: bool = False,
+            api_key: str | None = None) -> Iterator[str]:
+    """Serve a model folder on a free loopback port in a background thread; yields the base URL
+    (`http://127.0.0.1:PORT/v1`), and stops the server on exit."""
+    server = make_server(LocalModel(folder, device, trust_remote_code), port=0, api_key=api_key)
+    thread = threading.Thread(target=server.serve_forever, name="evalsuite-serve", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
