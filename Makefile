@@ -27,7 +27,7 @@ install: $(BIN)/python
 	$(BIN)/pip install -q -c constraints.txt --force-reinstall --no-deps fasttext-numpy2-wheel
 
 install-dev: $(BIN)/python
-	$(BIN)/pip install -q -c constraints.txt -e ".[dev,bench,eval]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev,bench,eval,train]"
 	$(BIN)/pip install -q -c constraints.txt --force-reinstall --no-deps fasttext-numpy2-wheel
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 

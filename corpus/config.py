@@ -371,14 +371,34 @@ class CleanConfig(_Section):
         return v
 
 
-def _format_validation_error(err: ValidationError, source: str) -> str:
+def format_validation_error(err: ValidationError, source: str, reference: str = "pipelines/clean-web.yaml") -> str:
+    """One line naming the source, the option's dotted path and what is wrong with it."""
     first = err.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "(top level)"
     msg = first["msg"]
     if first["type"] == "extra_forbidden":
-        msg = "unknown option (check the spelling against pipelines/clean-web.yaml)"
+        msg = f"unknown option (check the spelling against {reference})"
     more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
     return f"{source}: {where}: {msg}{more}"
+
+
+def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping (empty file: {}), read with `yaml.safe_load`; a missing
+    file or bad YAML is a ConfigError naming the file (and line)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{p}:{line}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{p}: the top level must be a mapping of options")
+    return loaded
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> CleanConfig:
@@ -387,23 +407,10 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     source = "defaults"
     if path is not None:
         source = str(path)
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
-        try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            line = f" line {mark.line + 1}" if mark else ""
-            raise ConfigError(f"{p}:{line}: not valid YAML ({getattr(e, 'problem', e)})") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{p}: the top level must be a mapping of sections (reader, langid, ...)")
-        data = loaded
+        data = read_yaml_mapping(path)
     if overrides:
         data = _deep_merge(data, overrides)
     try:
         return CleanConfig.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_format_validation_error(e, source)) from None
+        raise ConfigError(format_validation_error(e, source)) from None

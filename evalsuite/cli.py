@@ -1,4 +1,4 @@
-"""The `evalsuite` command line: `evalsuite run`, `evalsuite list` and `evalsuite compare`."""
+"""The `evalsuite` command line: run, list, runs, compare, dashboard and serve."""
 
 from __future__ import annotations
 

@@ -13,17 +13,11 @@ def build_tiny_gpt2(folder: str | Path, tokenizer_texts: list[str], train_texts:
     `steps` steps of next-token prediction on them (blocks of 128 tokens, AdamW, CPU is enough); with
     `chat_template` (Jinja), the tokenizer gets it."""
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    from transformers import GPT2Config, GPT2LMHeadModel
 
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(tokenizer_texts, trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=["<unk>", "<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", unk_token="<unk>",
-                                   pad_token="<|endoftext|>")
+    from train.tokenizer import train_bpe_tokenizer
+
+    fast = train_bpe_tokenizer(tokenizer_texts, vocab_size)
     if chat_template:
         fast.chat_template = chat_template
     torch.manual_seed(seed)

@@ -1,0 +1,182 @@
+"""Training backends on CPU with tiny models built here, on real data from the workspace: the loss falls."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import SAMPLE, read_jsonl
+
+pytest.importorskip("trl", reason="the train extra is part of the dev install (make install-dev)")
+
+from corpus.config import ConfigError
+from train import TrainConfig, TrainError, available_backends, load_train_config, run
+from train.tiny import build_tiny_gpt2
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parent / "data" / "train"
+
+
+def tiny(folder: Path, texts: list[str]) -> Path:
+    return build_tiny_gpt2(folder, texts, vocab_size=800)
+
+
+def texts_of(path: Path, *fields: str) -> list[str]:
+    out = []
+    for r in read_jsonl(path):
+        out += [json.dumps(r[f], ensure_ascii=False) if not isinstance(r[f], str) else r[f] for f in fields if f in r]
+    return out
+
+
+def common(tmp_path: Path, **kw) -> dict:
+    return {"output": str(tmp_path / "out"), "max_steps": 40, "batch_size": 8, "learning_rate": 5e-3,
+            "max_length": 128, "logging_steps": 5, "report_to": [], "device": "cpu", **kw}
+
+
+def test_builtin_backends_are_registered_through_entry_points():
+    assert {"sft", "dpo", "pretrain"} <= set(available_backends())
+
+
+def test_sft_loss_falls_on_instruction_data(tmp_path: Path):
+    data = DATA / "self_instruct.jsonl"
+    model = tiny(tmp_path / "base", texts_of(data, "instruction", "output"))
+    result = run(TrainConfig(method="sft", model=str(model), data=[str(data)], **common(tmp_path)))
+    m = result.metrics
+    assert m["loss_last"] < m["loss_first"] - 0.5, m
+    assert m["steps"] == 40 and m["tokens_per_second"] > 0 and "eval_loss" in m
+    manifest = json.loads((result.output / "train.json").read_text())
+    assert manifest["config"]["method"] == "sft" and manifest["metrics"] == m
+    # the trained folder carries the chat template its data was rendered with
+    assert "<|im_start|>" in json.loads((result.output / "tokenizer_config.json").read_text()).get("chat_template", "") \
+        or (result.output / "chat_template.jinja").is_file()
+
+
+def test_dpo_loss_falls_on_preference_data(tmp_path: Path):
+    data = DATA / "hh_rlhf.jsonl"
+    model = tiny(tmp_path / "base", texts_of(data, "prompt", "chosen", "rejected"))
+    result = run(TrainConfig(method="dpo", model=str(model), data=[str(data)],
+                             **common(tmp_path, learning_rate=1e-3, max_steps=20, batch_size=4, max_length=384)))
+    m = result.metrics
+    assert m["loss_first"] == pytest.approx(0.693, abs=0.05)  # DPO starts at ln 2: policy == reference
+    assert m["loss_last"] < m["loss_first"] - 0.05, m
+
+
+def test_pretrain_from_scratch_on_corpus_clean_output(tmp_path: Path):
+    """`corpus clean` output folder in, a Llama-style model with its own tokenizer out."""
+    from corpus.config import load_config
+    from corpus.pipeline import clean
+
+    cleaned = tmp_path / "clean"
+    clean([str(SAMPLE / "web_en.jsonl")], cleaned, load_config(overrides={"executor": {"workers": 1}}),
+          steps=["normalize", "heuristics"])
+    result = run(TrainConfig(method="pretrain", data=[str(cleaned)],
+                             options={"architecture": "llama", "vocab_size": 600, "hidden_size": 64, "layers": 2,
+                                      "heads": 2}, **common(tmp_path)))
+    m = result.metrics
+    assert m["loss_last"] < m["loss_first"] - 0.4, m
+    from transformers import AutoModelForCausalLM
+
+    assert AutoModelForCausalLM.from_pretrained(result.output).config.model_type == "llama"
+
+
+def test_bad_records_are_rejected_with_file_line_and_field(tmp_path: Path):
+    data = tmp_path / "mixed.jsonl"
+    good = read_jsonl(DATA / "self_instruct.jsonl")[:40]
+    lines = [json.dumps(r) for r in good] + ["{not json", json.dumps({"instruction": "hi"}),
+                                             json.dumps({"messages": [{"role": "user", "content": 3}]})]
+    data.write_text("\n".join(lines) + "\n")
+    model = tiny(tmp_path / "base", [r["output"] for r in good])
+    result = run(TrainConfig(method="sft", model=str(model), data=[str(data)], **common(tmp_path, max_steps=2)))
+    rejects = read_jsonl(result.output / "rejects.jsonl")
+    assert [(r["line"], r["reason"]) for r in rejects] == [
+        (41, "not valid JSON (Expecting property name enclosed in double quotes)"),
+        (42, "field 'output' must be a string"),
+        (43, "field 'messages[0].content' must be a string")]
+    assert result.metrics["rejected"] == 3
+
+
+def test_config_errors_name_the_option(tmp_path: Path):
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text("method: sft\noutput: out\ndata: x.jsonl\nlerning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match=r"train.yaml: lerning_rate: unknown option"):
+        load_train_config(cfg)
+    with pytest.raises(TrainError, match="unknown training method 'ppo'; installed: .*dpo.*sft"):
+        run(TrainConfig(method="ppo", output=str(tmp_path / "o"), data=["x"]))
+    with pytest.raises(ConfigError, match="options of method 'dpo': bta: unknown option"):
+        run(TrainConfig(method="dpo", output=str(tmp_path / "o"), data=["x"], options={"bta": 0.1}))
+    with pytest.raises(TrainError, match="precision: bf16 needs a GPU"):
+        run(TrainConfig(method="sft", model=str(tmp_path), output=str(tmp_path / "o"),
+                        data=[str(DATA / "self_instruct.jsonl")], precision="bf16", device="cpu"))
+
+
+def test_third_party_plugin_package_trains_through_the_registry(tmp_path: Path, monkeypatch):
+    """A throwaway package, installed with pip, registers a method through the entry-point group alone."""
+    pkg = tmp_path / "src"
+    (pkg / "echo_trainer").mkdir(parents=True)
+    (pkg / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "echo-trainer"\nversion = "0.0.1"\n'
+        '[project.entry-points."corpusloop.train_backends"]\necho_sft = "echo_trainer:EchoSFT"\n')
+    (pkg / "echo_trainer" / "__init__.py").write_text(
+        "from pydantic import BaseModel\n"
+        "from plugins.sft import SFTBackend\n\n"
+        "class EchoOptions(BaseModel):\n    greeting: str = 'hello'\n\n"
+        "class EchoSFT(SFTBackend):\n"
+        "    name = 'echo_sft'\n    Options = EchoOptions\n\n"
+        "    def train(self, cfg, options):\n"
+        "        from plugins.sft import SFTOptions\n"
+        "        result = super().train(cfg, SFTOptions())\n"
+        "        result.metrics['greeting_length'] = float(len(options.greeting))\n"
+        "        return result\n")
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target",
+                    str(target), str(pkg)], check=True)
+    monkeypatch.syspath_prepend(str(target))
+    assert available_backends()["echo_sft"] == "echo_trainer:EchoSFT"
+    data = DATA / "self_instruct.jsonl"
+    model = tiny(tmp_path / "base", texts_of(data, "instruction", "output"))
+    result = run(TrainConfig(method="echo_sft", model=str(model), data=[str(data)], options={"greeting": "hi!"},
+                             **common(tmp_path, max_steps=3)))
+    assert result.metrics["greeting_length"] == 3.0 and (result.output / "model.safetensors").is_file()
+
+
+def test_formats_users_have_become_prompt_completion_and_pairs():
+    from train.data import RecordError, to_preference, to_prompt_completion
+
+    alpaca = to_prompt_completion({"instruction": "Add.", "input": "2 and 3", "output": "5"})
+    assert alpaca == [{"prompt": [{"role": "user", "content": "Add.\n\n2 and 3"}],
+                       "completion": [{"role": "assistant", "content": "5"}]}]
+    sharegpt = to_prompt_completion({"conversations": [{"from": "system", "value": "Be brief."},
+                                                       {"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello"}]})
+    assert [t["role"] for t in sharegpt[0]["prompt"]] == ["system", "user"]
+    assert sharegpt[0]["completion"] == [{"role": "assistant", "content": "Hello"}]
+    assert to_prompt_completion({"input": "Q", "output": "A"})[0]["completion"][0]["content"] == "A"
+    ranked = to_preference({"prompt": "Pick", "responses": [{"text": "b", "rank": 2}, {"text": "a", "rank": 1},
+                                                            {"text": "c", "rank": 3}]})
+    assert [(p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in ranked] == [("a", "b"), ("b", "c"),
+                                                                                           ("a", "c")]
+    pair = to_preference({"conversations": [{"from": "human", "value": "Hi"}], "chosen": {"from": "gpt", "value": "Hey"},
+                          "rejected": {"from": "gpt", "value": "Go away"}})
+    assert pair[0]["rejected"] == [{"role": "assistant", "content": "Go away"}]
+    with pytest.raises(RecordError, match="needs 'chosen' and 'rejected'"):
+        to_preference({"prompt": "x", "chosen": "y"})
+
+
+def test_sft_balances_categories_and_mixes_replay_data(tmp_path: Path):
+    from plugins.sft import SFTOptions
+    from train.backend import load_backend
+
+    data = DATA / "self_instruct.jsonl"
+    model = tiny(tmp_path / "base", texts_of(data, "instruction", "output"))
+    cfg = TrainConfig(method="sft", model=str(model), data=[str(data)], eval_fraction=0.0,
+                      **common(tmp_path, max_steps=1))
+    balanced = load_backend("sft").train(cfg, SFTOptions(balance_field="source", balance="downsample"))
+    assert balanced.metrics["examples"] == 2 * 125  # both sources cut to the smaller one's 125
+    oversampled = load_backend("sft").train(cfg, SFTOptions(balance_field="source", balance="oversample"))
+    assert oversampled.metrics["examples"] == 2 * 175
+    replay = tmp_path / "general.jsonl"
+    replay.write_text("".join(json.dumps({"input": f"say {i}", "output": str(i)}) + "\n" for i in range(50)))
+    mixed = load_backend("sft").train(cfg, SFTOptions(replay_data=[str(replay)], replay_ratio=0.2))
+    assert mixed.metrics["examples"] == 300 + 75  # 75 / 375 = 20% replay

@@ -1,0 +1,152 @@
+"""Plumbing shared by the backends built on transformers and TRL: device and precision, model and tokenizer
+loading, the held-out split, TRL config arguments from a TrainConfig, LoRA settings, and the fit-and-save step
+with its figures. Each backend stays a few lines: its data conversion, its TRL trainer, its defaults."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from pathlib import Path
+
+from train.backend import TrainError, TrainResult
+from train.config import TrainConfig
+
+log = logging.getLogger("train")
+
+# ChatML, for tokenizers that come without a chat template: saved with the trained model, so evaluation
+# (`evalsuite run --apply-chat-template`) prompts it exactly as training rendered its data
+DEFAULT_CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def device(cfg: TrainConfig) -> str:
+    import torch
+
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise TrainError("device: cuda was asked for but no GPU is visible; use device: cpu or auto")
+    return "cuda" if cfg.device in ("cuda", "auto") and torch.cuda.is_available() else "cpu"
+
+
+def precision_flags(cfg: TrainConfig) -> dict[str, bool]:
+    import torch
+
+    on_gpu = device(cfg) == "cuda"
+    if cfg.precision in ("bf16", "fp16") and not on_gpu:
+        raise TrainError(f"precision: {cfg.precision} needs a GPU; on CPU use fp32 (or auto)")
+    if cfg.precision == "auto":
+        return {"bf16": on_gpu and torch.cuda.is_bf16_supported(), "fp16": False}
+    return {"bf16": cfg.precision == "bf16", "fp16": cfg.precision == "fp16"}
+
+
+def preflight(cfg: TrainConfig) -> None:
+    """Refuse, before anything loads, what this machine or these paths cannot do."""
+    device(cfg)
+    precision_flags(cfg)
+    if cfg.model and not (Path(cfg.model) / "config.json").is_file():
+        raise TrainError(f"model: {cfg.model!r} is not a local model folder (no config.json); models are never "
+                         "downloaded")
+
+
+def load_tokenizer(folder: str | Path, cfg: TrainConfig):
+    """The model's tokenizer, with a pad token (its EOS when it has none) and a chat template (ChatML when it
+    has none)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=cfg.trust_remote_code)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if not tok.chat_template:
+        tok.chat_template = DEFAULT_CHAT_TEMPLATE
+    return tok
+
+
+def load_causal_lm(cfg: TrainConfig):
+    from transformers import AutoModelForCausalLM
+
+    if not cfg.model:
+        raise TrainError(f"method {cfg.method!r} needs a starting model: set model to a local model folder")
+    return AutoModelForCausalLM.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code)
+
+
+def split(examples: list[dict], cfg: TrainConfig, held_out: list[dict] | None = None) -> tuple[list[dict], list[dict]]:
+    """(train, eval): `held_out` when given, else the examples whose content hash falls in the lowest
+    `eval_fraction` (deterministic, and stable when examples are added or reordered)."""
+    if held_out:
+        return examples, held_out
+    if cfg.eval_fraction == 0:
+        return examples, []
+
+    def bucket(example: dict) -> float:
+        digest = hashlib.sha256(json.dumps(example, sort_keys=True, ensure_ascii=False).encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64
+
+    train = [e for e in examples if bucket(e) >= cfg.eval_fraction]
+    evaluation = [e for e in examples if bucket(e) < cfg.eval_fraction]
+    return train, evaluation
+
+
+def trl_args(cfg: TrainConfig, config_class, default_lr: float, has_eval: bool, **extra):
+    """A TRL (or transformers) config object from the shared settings, plus the backend's `extra`."""
+    eval_steps = cfg.eval_steps or cfg.logging_steps * 5
+    return config_class(
+        output_dir=cfg.output, max_steps=cfg.max_steps, num_train_epochs=cfg.epochs,
+        learning_rate=cfg.learning_rate or default_lr, per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.gradient_accumulation,
+        seed=cfg.seed, data_seed=cfg.seed, max_grad_norm=cfg.max_grad_norm,
+        gradient_checkpointing=cfg.gradient_checkpointing, logging_steps=cfg.logging_steps,
+        eval_strategy="steps" if has_eval else "no", eval_steps=eval_steps if has_eval else None,
+        save_steps=cfg.save_steps, save_total_limit=2, report_to=cfg.report_to,
+        use_cpu=device(cfg) == "cpu", include_num_input_tokens_seen="all", **precision_flags(cfg), **extra)
+
+
+def lora_config(cfg: TrainConfig, samples: int, task_type: str = "CAUSAL_LM"):
+    """peft's LoraConfig from `cfg.peft` (None when training all weights)."""
+    if cfg.peft is None:
+        return None
+    from peft import LoraConfig
+
+    rank = cfg.peft.resolved_rank(samples)
+    targets = "all-linear" if cfg.peft.target_modules == "auto" else cfg.peft.target_modules
+    return LoraConfig(r=rank, lora_alpha=cfg.peft.alpha or 2 * rank, lora_dropout=cfg.peft.dropout,
+                      target_modules=targets, use_dora=cfg.peft.method == "dora", task_type=task_type)
+
+
+def last_checkpoint(output: str) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(output) if Path(output).is_dir() else None
+
+
+def fit(trainer, cfg: TrainConfig, tokenizer) -> TrainResult:
+    """Train (from the newest checkpoint with `cfg.resume`), save the model and tokenizer to `cfg.output`
+    (LoRA merged into the weights with `peft.merge`), and return the run's figures."""
+    resume = last_checkpoint(cfg.output) if cfg.resume else None
+    if cfg.resume and resume is None:
+        log.warning("resume: no checkpoint in %s, starting from the beginning", cfg.output)
+    output = trainer.train(resume_from_checkpoint=resume)
+    model = trainer.model
+    if cfg.peft is not None and cfg.peft.merge:
+        model = model.merge_and_unload()
+    model.save_pretrained(cfg.output)
+    tokenizer.save_pretrained(cfg.output)
+    history = trainer.state.log_history
+    losses = [h["loss"] for h in history if "loss" in h]
+    evals = [h["eval_loss"] for h in history if "eval_loss" in h]
+    metrics = {"train_loss": float(output.training_loss), "steps": float(trainer.state.global_step),
+               "seconds": float(output.metrics.get("train_runtime", 0.0))}
+    if losses:
+        head, tail = losses[: max(1, len(losses) // 5)], losses[-max(1, len(losses) // 5):]
+        metrics.update(loss_first=sum(head) / len(head), loss_last=sum(tail) / len(tail))
+    if evals:
+        metrics["eval_loss"] = evals[-1]
+        if len(evals) >= 3 and evals[-1] > evals[-2] > evals[-3] and len(losses) >= 2 and losses[-1] < losses[0]:
+            log.warning("validation loss rose over the last three evaluations while training loss fell: "
+                        "the model is overfitting; fewer steps or more data")
+    tokens = getattr(trainer.state, "num_input_tokens_seen", 0) or 0
+    if tokens and metrics["seconds"] > 0:
+        metrics["tokens_per_second"] = tokens / metrics["seconds"]
+    return TrainResult(Path(cfg.output), {k: v for k, v in metrics.items() if math.isfinite(v)})
