@@ -35,8 +35,7 @@ class PretrainOptions(BaseModel):
 
 
 def _scratch_model(options: PretrainOptions, tokenizer, max_length: int):
-    from transformers import (BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadModel, LlamaConfig,
-                              LlamaForCausalLM)
+    from transformers import BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
     if options.hidden_size % options.heads:
         raise TrainError(f"options.hidden_size ({options.hidden_size}) must be a multiple of options.heads "
@@ -78,8 +77,13 @@ class PretrainBackend(Backend):
 
     def train(self, cfg: TrainConfig, options: PretrainOptions) -> TrainResult:
         from datasets import Dataset
-        from transformers import (AutoModelForCausalLM, AutoModelForMaskedLM, DataCollatorForLanguageModeling,
-                                  Trainer, TrainingArguments)
+        from transformers import (
+            AutoModelForCausalLM,
+            AutoModelForMaskedLM,
+            DataCollatorForLanguageModeling,
+            Trainer,
+            TrainingArguments,
+        )
 
         from train import data as formats
         from train import hf

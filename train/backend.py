@@ -65,7 +65,7 @@ def load_backend(name: str) -> Backend:
         raise TrainError(f"unknown training method {name!r}; installed: {known}")
     try:
         cls = found[0].load()
-    except Exception as e:  # noqa: BLE001 - a broken plugin must say which plugin and why
+    except Exception as e:  # a broken plugin must say which plugin and why (re-raised with the cause)
         raise TrainError(f"training method {name!r} ({found[0].value}) failed to load: {e}") from e
     if not (isinstance(cls, type) and issubclass(cls, Backend)):
         raise TrainError(f"training method {name!r} ({found[0].value}) is not a train.backend.Backend subclass")
