@@ -180,3 +180,70 @@ def test_sft_balances_categories_and_mixes_replay_data(tmp_path: Path):
     replay.write_text("".join(json.dumps({"input": f"say {i}", "output": str(i)}) + "\n" for i in range(50)))
     mixed = load_backend("sft").train(cfg, SFTOptions(replay_data=[str(replay)], replay_ratio=0.2))
     assert mixed.metrics["examples"] == 300 + 75  # 75 / 375 = 20% replay
+
+
+@pytest.mark.parametrize(("method", "options"), [("orpo", {}), ("simpo", {}), ("kto", {"beta": 0.5})])
+def test_reference_free_and_unpaired_preference_methods_lower_their_loss(method: str, options: dict, tmp_path: Path):
+    data = DATA / "hh_rlhf.jsonl"
+    model = tiny(tmp_path / "base", texts_of(data, "prompt", "chosen", "rejected"))
+    result = run(TrainConfig(method=method, model=str(model), data=[str(data)], eval_fraction=0.0, options=options,
+                             **common(tmp_path, learning_rate=1e-3, max_steps=60, batch_size=4, max_length=384)))
+    m = result.metrics
+    assert m["loss_last"] < m["loss_first"] - 0.05, m
+    # kto: every pair gives a desirable and an undesirable example
+    assert m["examples"] == (2 if method == "kto" else 1) * len(read_jsonl(data))
+
+
+def test_reward_model_learns_and_reports_held_out_preference_accuracy(tmp_path: Path):
+    from transformers import AutoModelForSequenceClassification
+
+    from plugins.reward import preference_accuracy
+    from train.data import to_preference
+    from train.hf import load_tokenizer
+
+    data = DATA / "hh_rlhf.jsonl"
+    model = tiny(tmp_path / "base", texts_of(data, "prompt", "chosen", "rejected"))
+    cfg = TrainConfig(method="reward", model=str(model), data=[str(data)], eval_fraction=0.2,
+                      **common(tmp_path, learning_rate=1e-3, max_steps=80, batch_size=4, max_length=384))
+    result = run(cfg)
+    m = result.metrics
+    assert m["loss_last"] < m["loss_first"] - 0.1, m
+    assert 0.0 <= m["preference_accuracy"] <= 1.0
+    scorer = AutoModelForSequenceClassification.from_pretrained(result.output)
+    pairs = [p for r in read_jsonl(data)[:40] for p in to_preference(r)]
+    # it fits the pairs it was trained on better than chance
+    assert preference_accuracy(scorer, load_tokenizer(result.output, cfg), pairs, 384) > 0.6
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_model(tmp_path: Path):
+    """SIGKILL a training process after its first checkpoint; `resume: true` finishes it with the same weights
+    as a run that was never interrupted."""
+    import os
+    import signal
+    import time
+
+    import torch
+    from safetensors.torch import load_file
+
+    data = DATA / "self_instruct.jsonl"
+    model = tiny(tmp_path / "base", texts_of(data, "instruction", "output"))
+    settings = {"method": "sft", "model": str(model), "data": [str(data)], "save_steps": 10,
+                **common(tmp_path, max_steps=30, max_length=256)}
+    whole = run(TrainConfig(**{**settings, "output": str(tmp_path / "whole")}))
+    broken = tmp_path / "broken"
+    script = ("import json, sys\nfrom train import TrainConfig, run\n"
+              "run(TrainConfig(**json.loads(sys.argv[1])))\n")
+    proc = subprocess.Popen([sys.executable, "-c", script, json.dumps({**settings, "output": str(broken)})],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (broken / "checkpoint-10" / "trainer_state.json").is_file() and proc.poll() is None:
+        assert time.time() < deadline
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL and not (broken / "model.safetensors").is_file()
+    resumed = run(TrainConfig(**{**settings, "output": str(broken), "resume": True}))
+    assert resumed.metrics["steps"] == 30
+    a, b = load_file(whole.output / "model.safetensors"), load_file(resumed.output / "model.safetensors")
+    assert a.keys() == b.keys()
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)

@@ -5,6 +5,9 @@ value}, ...]}`, Alpaca `{instruction, input, output}`, `{input, output}`, `{prom
 a conversational prompt/completion pair: every turn up to the last assistant turn is the prompt, the last
 assistant turn the completion (so the loss falls on the completion only).
 
+Unpaired (KTO) records: `{prompt, completion, label}` or `{messages, label}` with a true/false label, or
+preference pairs (chosen desirable, rejected undesirable).
+
 Preference records: `{prompt, chosen, rejected}` (strings or message lists), ShareGPT pairs
 `{conversations, chosen: {from, value}, rejected: {from, value}}`, and ranked `{prompt, responses: [{text,
 rank}]}` (rank 1 is best), which becomes every pair of differently ranked responses, better one chosen.
@@ -180,6 +183,19 @@ def to_preference(record: dict) -> list[dict]:
         raise RecordError("a preference record needs 'chosen' and 'rejected' (or ranked 'responses')")
     return [{"prompt": prompt, "chosen": _reply(record["chosen"], "chosen"),
              "rejected": _reply(record["rejected"], "rejected")}]
+
+
+def to_unpaired(record: dict) -> list[dict]:
+    """A KTO record as `{"prompt": [turns], "completion": [turn], "label": bool}`: `{prompt, completion,
+    label}`, `{messages, label}` (the last assistant turn is the completion), or a preference pair, which
+    gives its chosen reply as desirable and its rejected one as undesirable."""
+    if "label" in record:
+        if not isinstance(record["label"], bool):
+            raise RecordError("field 'label' must be true (desirable) or false (undesirable)")
+        example = to_prompt_completion({k: v for k, v in record.items() if k != "label"})[0]
+        return [{**example, "label": record["label"]}]
+    return [{"prompt": p["prompt"], "completion": reply, "label": good} for p in to_preference(record)
+            for reply, good in ((p["chosen"], True), (p["rejected"], False))]
 
 
 def to_text(field_name: str):

@@ -116,9 +116,11 @@ def lora_config(cfg: TrainConfig, samples: int, task_type: str = "CAUSAL_LM"):
 
 
 def last_checkpoint(output: str) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    return get_last_checkpoint(output) if Path(output).is_dir() else None
+    """The newest complete checkpoint in `output`: the trainer writes `trainer_state.json` last, so a run
+    killed while saving leaves a folder without it, which is passed over."""
+    folders = [p for p in Path(output).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()
+               and (p / "trainer_state.json").is_file()] if Path(output).is_dir() else []
+    return str(max(folders, key=lambda p: int(p.name.split("-")[-1]))) if folders else None
 
 
 def fit(trainer, cfg: TrainConfig, tokenizer) -> TrainResult:
