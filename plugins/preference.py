@@ -87,9 +87,10 @@ class PreferenceBackend(Backend):
         tokenizer = hf.load_tokenizer(cfg.model, cfg)
         lr = self.default_lr * (10 if cfg.peft is not None else 1)
         args = hf.trl_args(cfg, config_class, lr, bool(eval_set), max_length=cfg.max_length, **extra)
-        trainer = trainer_class(model=hf.load_causal_lm(cfg), args=args, train_dataset=Dataset.from_list(train_set),
+        model = hf.load_causal_lm(cfg)
+        trainer = trainer_class(model=model, args=args, train_dataset=Dataset.from_list(train_set),
                                 eval_dataset=Dataset.from_list(eval_set) if eval_set else None,
-                                processing_class=tokenizer, peft_config=hf.lora_config(cfg, len(train_set)))
+                                processing_class=tokenizer, peft_config=hf.lora_config(cfg, len(train_set), model=model))
         result = hf.fit(trainer, cfg, tokenizer)
         history = [h for h in trainer.state.log_history if "rewards/accuracies" in h]
         if history:

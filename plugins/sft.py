@@ -104,7 +104,7 @@ class SFTBackend(Backend):
                            completion_only_loss=True)
         trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(train_set),
                              eval_dataset=Dataset.from_list(eval_set) if eval_set else None, processing_class=tokenizer,
-                             peft_config=hf.lora_config(cfg, len(train_set)))
+                             peft_config=hf.lora_config(cfg, len(train_set), model=model))
         result = hf.fit(trainer, cfg, tokenizer)
         result.metrics.update(examples=float(len(train_set)), rejected=float(len(loaded.rejects)))
         return result

@@ -247,3 +247,70 @@ def test_killed_run_resumes_to_the_same_model(tmp_path: Path):
     a, b = load_file(whole.output / "model.safetensors"), load_file(resumed.output / "model.safetensors")
     assert a.keys() == b.keys()
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+
+def test_lora_output_loads_in_evalsuite_and_eval_runs_during_training(tmp_path: Path):
+    """LoRA SFT with an evalsuite check every 5 steps; the adapter folder and the merged model both load in
+    `evalsuite run`, and merging changes nothing the model computes."""
+    pytest.importorskip("lm_eval")
+    from evalsuite.run import RunConfig
+    from evalsuite.run import run as evaluate
+
+    data = DATA / "self_instruct.jsonl"
+    model = tiny(tmp_path / "base", texts_of(data, "instruction", "output"))
+    suite = tmp_path / "ppl.yaml"
+    suite.write_text("name: ppl\ntasks: [cl_ppl_en]\n")
+    settings = {"method": "sft", "model": str(model), "data": [str(data)],
+                "eval_suite": {"suite": str(suite), "limit": 3, "every_steps": 5}}
+    adapter = run(TrainConfig(**settings, peft={"rank": 8}, **common(tmp_path, max_steps=10)))
+    assert (adapter.output / "adapter_config.json").is_file()
+    history = json.loads((adapter.output / "checkpoint-10" / "trainer_state.json").read_text())["log_history"]
+    logged = [h for h in history if "evalsuite/cl_ppl_en/bits_per_byte" in h]
+    assert [h["step"] for h in logged] == [5, 10]
+    merged = run(TrainConfig(**settings, peft={"rank": 8, "merge": True},
+                             **common(tmp_path, max_steps=10, output=str(tmp_path / "merged"))))
+    assert not (merged.output / "adapter_config.json").is_file() and (merged.output / "model.safetensors").is_file()
+    figures = [evaluate(RunConfig(model=str(m.output), suite=str(suite), output=str(tmp_path / f"eval-{i}"),
+                                  limit=3, batch_size=4)).metrics["cl_ppl_en"]["bits_per_byte,none"]
+               for i, m in enumerate((adapter, merged))]
+    assert figures[0] == pytest.approx(figures[1], rel=1e-4)
+    assert figures[1] == pytest.approx(logged[-1]["evalsuite/cl_ppl_en/bits_per_byte"], rel=1e-4)
+
+
+def test_gpu_only_options_are_refused_on_cpu_before_loading(tmp_path: Path):
+    base = {"model": str(tmp_path), "output": str(tmp_path / "o"), "data": [str(DATA / "self_instruct.jsonl")],
+            "device": "cpu"}
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(TrainError, match="qlora .* needs a CUDA GPU"):
+        run(TrainConfig(method="sft", peft={"method": "qlora"}, **base))
+    with pytest.raises(TrainError, match="deepspeed: ZeRO .* on CPU leave deepspeed out"):
+        run(TrainConfig(method="sft", deepspeed="zero3", **base))
+    with pytest.raises(TrainError, match="neither a shipped template \\(zero2, zero3, zero3_offload\\)"):
+        run(TrainConfig(method="sft", deepspeed="zero9", **base))
+
+
+def test_train_last_layers_freezes_the_rest(tmp_path: Path):
+    from train.hf import freeze, load_causal_lm
+
+    data = DATA / "self_instruct.jsonl"
+    model_dir = tiny(tmp_path / "base", texts_of(data, "instruction", "output"))
+    cfg = TrainConfig(method="sft", model=str(model_dir), output=str(tmp_path / "o"), data=[str(data)],
+                      train_last_layers=0.5)
+    model = load_causal_lm(cfg)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(".h.1." in n or n.startswith("transformer.ln_f") for n in trainable), trainable
+    freeze(model, cfg.model_copy(update={"train_last_layers": None}))  # freezing never unfreezes
+    assert {n for n, p in model.named_parameters() if p.requires_grad} == trainable
+
+
+def test_chat_template_prefix_check(tmp_path: Path):
+    from train.hf import load_tokenizer, prefix_preserving
+
+    model_dir = tiny(tmp_path / "base", ["some text to train a tokenizer on"] * 10)
+    cfg = TrainConfig(method="sft", model=str(model_dir), output=str(tmp_path / "o"), data=["x"])
+    tok = load_tokenizer(model_dir, cfg)
+    assert prefix_preserving(tok)  # ChatML, given to a tokenizer without a template
+    # a template that renders only the last assistant turn in full, as some reasoning templates do
+    tok.chat_template = ("{% for m in messages %}{% if m.role == 'assistant' and not loop.last %}[past]"
+                         "{% else %}{{ m.role }}: {{ m.content }}\n{% endif %}{% endfor %}")
+    assert not prefix_preserving(tok)

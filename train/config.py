@@ -22,9 +22,9 @@ class _Section(BaseModel):
 
 
 class PeftSettings(_Section):
-    """LoRA (or DoRA) adapters instead of full fine-tuning."""
+    """LoRA, DoRA or QLoRA adapters instead of full fine-tuning (QLoRA: the base in 4-bit, GPU only)."""
 
-    method: Literal["lora", "dora"] = "lora"
+    method: Literal["lora", "dora", "qlora"] = "lora"
     rank: int | Literal["auto"] = "auto"  # auto: 8 below 1k samples, 16 to 5k, 32 to 20k, 64 above
     alpha: int | None = None  # default: twice the rank
     dropout: float = Field(0.05, ge=0, lt=1)
@@ -35,6 +35,14 @@ class PeftSettings(_Section):
         if self.rank != "auto":
             return self.rank
         return 8 if samples < 1_000 else 16 if samples < 5_000 else 32 if samples < 20_000 else 64
+
+
+class EvalDuringTraining(_Section):
+    """A fixed, small subset of an evalsuite suite run on the model being trained every `every_steps` steps."""
+
+    suite: str = "core"
+    limit: int = Field(20, ge=1)  # documents per task
+    every_steps: int = Field(100, ge=1)
 
 
 class TrainConfig(_Section):
@@ -58,6 +66,11 @@ class TrainConfig(_Section):
     gradient_checkpointing: bool = False
     max_grad_norm: float = Field(1.0, gt=0)
     peft: PeftSettings | None = None
+    train_last_layers: float | None = Field(None, gt=0, le=1)  # train only this fraction of the top layers
+    freeze_router: bool = True  # MoE models: keep the expert routers as they are
+    deepspeed: str | None = None  # zero2, zero3, zero3_offload (shipped templates) or a DeepSpeed JSON file
+    early_stopping_patience: int | None = Field(None, ge=1)  # evaluations without a better eval loss
+    eval_suite: EvalDuringTraining | None = None  # a cheap evalsuite check every N steps, logged with the loss
     logging_steps: int = Field(10, ge=1)
     eval_steps: int | None = Field(None, ge=1)  # None: evaluate every `logging_steps` * 5
     save_steps: int = Field(500, ge=1)

@@ -42,13 +42,41 @@ def precision_flags(cfg: TrainConfig) -> dict[str, bool]:
     return {"bf16": cfg.precision == "bf16", "fp16": cfg.precision == "fp16"}
 
 
+DEEPSPEED_TEMPLATES = Path(__file__).resolve().parent / "deepspeed"
+
+
+def deepspeed_config(cfg: TrainConfig) -> str | None:
+    """The DeepSpeed JSON for `cfg.deepspeed`: a shipped template by name, or the user's file."""
+    if cfg.deepspeed is None:
+        return None
+    shipped = DEEPSPEED_TEMPLATES / f"{cfg.deepspeed}.json"
+    if shipped.is_file():
+        return str(shipped)
+    if Path(cfg.deepspeed).is_file():
+        return cfg.deepspeed
+    names = ", ".join(sorted(p.stem for p in DEEPSPEED_TEMPLATES.glob("*.json")))
+    raise TrainError(f"deepspeed: {cfg.deepspeed!r} is neither a shipped template ({names}) nor a file")
+
+
 def preflight(cfg: TrainConfig) -> None:
     """Refuse, before anything loads, what this machine or these paths cannot do."""
-    device(cfg)
+    on_gpu = device(cfg) == "cuda"
     precision_flags(cfg)
     if cfg.model and not (Path(cfg.model) / "config.json").is_file():
         raise TrainError(f"model: {cfg.model!r} is not a local model folder (no config.json); models are never "
                          "downloaded")
+    if cfg.peft is not None and cfg.peft.method == "qlora":
+        if not on_gpu:
+            raise TrainError("peft.method: qlora loads the base model in 4 bits with bitsandbytes, which needs a "
+                             "CUDA GPU; on CPU use lora")
+        try:
+            import bitsandbytes  # noqa: F401
+        except ImportError:
+            raise TrainError("peft.method: qlora needs bitsandbytes: pip install bitsandbytes") from None
+    if deepspeed_config(cfg) and not on_gpu:
+        raise TrainError("deepspeed: ZeRO shards training state across CUDA GPUs; on CPU leave deepspeed out")
+    if cfg.early_stopping_patience and not cfg.eval_data and cfg.eval_fraction == 0:
+        raise TrainError("early_stopping_patience needs a validation split: set eval_data or eval_fraction")
 
 
 def load_tokenizer(folder: str | Path, cfg: TrainConfig):
@@ -61,15 +89,67 @@ def load_tokenizer(folder: str | Path, cfg: TrainConfig):
         tok.pad_token = tok.eos_token
     if not tok.chat_template:
         tok.chat_template = DEFAULT_CHAT_TEMPLATE
+    if not prefix_preserving(tok):
+        log.warning("the chat template of %s renders earlier turns differently once a turn is appended (e.g. it "
+                    "drops reasoning from past turns): multi-turn training and evaluation prompts will not share "
+                    "prefixes", folder)
     return tok
 
 
+def prefix_preserving(tokenizer) -> bool:
+    """Whether appending a turn to a conversation leaves its earlier rendering intact (what multi-turn
+    training, RL rollouts and evaluation rely on to see the same text)."""
+    short = [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]
+    longer = [*short, {"role": "user", "content": "and 3+3?"}]
+    render = lambda messages: tokenizer.apply_chat_template(messages, tokenize=False)
+    return render(longer).startswith(render(short))
+
+
 def load_causal_lm(cfg: TrainConfig):
+    """The starting model (4-bit for QLoRA), with the layers the config keeps fixed frozen."""
     from transformers import AutoModelForCausalLM
 
     if not cfg.model:
         raise TrainError(f"method {cfg.method!r} needs a starting model: set model to a local model folder")
-    return AutoModelForCausalLM.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code)
+    kwargs = {}
+    if cfg.peft is not None and cfg.peft.method == "qlora":
+        import torch
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16 if precision_flags(cfg)["bf16"] else torch.float16)
+    model = AutoModelForCausalLM.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code, **kwargs)
+    freeze(model, cfg)
+    return model
+
+
+def top_layers(model, fraction: float) -> list[int]:
+    """Indices of the top `fraction` of the model's transformer layers (at least one)."""
+    n = int(getattr(model.config, "num_hidden_layers", 0) or getattr(model.config, "n_layer", 0))
+    if not n:
+        raise TrainError("train_last_layers: cannot tell how many layers this architecture has")
+    keep = max(1, round(n * fraction))
+    return list(range(n - keep, n))
+
+
+def freeze(model, cfg: TrainConfig) -> None:
+    """Freeze MoE routers (`freeze_router`) and, in full fine-tuning with `train_last_layers`, every parameter
+    outside the top layers but the output head and final norm (a head tied to the input embeddings stays
+    frozen with them). With LoRA, `lora_config` places adapters on the top layers only instead."""
+    import re
+
+    layer = re.compile(r"\.(?:layers|h|layer|blocks)\.(\d+)\.")
+    keep = set(top_layers(model, cfg.train_last_layers)) if cfg.train_last_layers and cfg.peft is None else None
+    for name, param in model.named_parameters():
+        if cfg.freeze_router and re.search(r"(router|\.gate)\.(weight|bias)$", name) and "gate_proj" not in name:
+            param.requires_grad = False
+        if keep is not None:
+            found = layer.search(name)
+            in_kept_layer = found is not None and int(found.group(1)) in keep
+            head_or_final_norm = found is None and not any(k in name for k in ("embed", "wte", "wpe"))
+            if not (in_kept_layer or head_or_final_norm):
+                param.requires_grad = False
 
 
 def split(examples: list[dict], cfg: TrainConfig, held_out: list[dict] | None = None) -> tuple[list[dict], list[dict]]:
@@ -92,6 +172,10 @@ def split(examples: list[dict], cfg: TrainConfig, held_out: list[dict] | None = 
 def trl_args(cfg: TrainConfig, config_class, default_lr: float, has_eval: bool, **extra):
     """A TRL (or transformers) config object from the shared settings, plus the backend's `extra`."""
     eval_steps = cfg.eval_steps or cfg.logging_steps * 5
+    save_steps = cfg.save_steps
+    if cfg.early_stopping_patience:  # the best checkpoint is reloaded at the end: save at every evaluation
+        extra.update(load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False)
+        save_steps = eval_steps
     return config_class(
         output_dir=cfg.output, max_steps=cfg.max_steps, num_train_epochs=cfg.epochs,
         learning_rate=cfg.learning_rate or default_lr, per_device_train_batch_size=cfg.batch_size,
@@ -99,20 +183,26 @@ def trl_args(cfg: TrainConfig, config_class, default_lr: float, has_eval: bool, 
         seed=cfg.seed, data_seed=cfg.seed, max_grad_norm=cfg.max_grad_norm,
         gradient_checkpointing=cfg.gradient_checkpointing, logging_steps=cfg.logging_steps,
         eval_strategy="steps" if has_eval else "no", eval_steps=eval_steps if has_eval else None,
-        save_steps=cfg.save_steps, save_total_limit=2, report_to=cfg.report_to,
+        save_steps=save_steps, save_total_limit=2, report_to=cfg.report_to, deepspeed=deepspeed_config(cfg),
         use_cpu=device(cfg) == "cpu", include_num_input_tokens_seen="all", **precision_flags(cfg), **extra)
 
 
-def lora_config(cfg: TrainConfig, samples: int, task_type: str = "CAUSAL_LM"):
-    """peft's LoraConfig from `cfg.peft` (None when training all weights)."""
+def lora_config(cfg: TrainConfig, samples: int, task_type: str = "CAUSAL_LM", model=None):
+    """peft's LoraConfig from `cfg.peft` (None when training all weights); with `train_last_layers`, adapters
+    on the top layers of `model` only."""
     if cfg.peft is None:
         return None
     from peft import LoraConfig
 
     rank = cfg.peft.resolved_rank(samples)
     targets = "all-linear" if cfg.peft.target_modules == "auto" else cfg.peft.target_modules
+    layers = top_layers(model, cfg.train_last_layers) if cfg.train_last_layers and model is not None else None
+    if layers is not None and targets == "all-linear":
+        raise TrainError("train_last_layers with LoRA needs peft.target_modules named (e.g. [q_proj, v_proj]); "
+                         "peft cannot restrict 'all-linear' to some layers")
     return LoraConfig(r=rank, lora_alpha=cfg.peft.alpha or 2 * rank, lora_dropout=cfg.peft.dropout,
-                      target_modules=targets, use_dora=cfg.peft.method == "dora", task_type=task_type)
+                      target_modules=targets, use_dora=cfg.peft.method == "dora", task_type=task_type,
+                      layers_to_transform=layers)
 
 
 def last_checkpoint(output: str) -> str | None:
@@ -126,9 +216,17 @@ def last_checkpoint(output: str) -> str | None:
 def fit(trainer, cfg: TrainConfig, tokenizer) -> TrainResult:
     """Train (from the newest checkpoint with `cfg.resume`), save the model and tokenizer to `cfg.output`
     (LoRA merged into the weights with `peft.merge`), and return the run's figures."""
+    from transformers import EarlyStoppingCallback
+
     resume = last_checkpoint(cfg.output) if cfg.resume else None
     if cfg.resume and resume is None:
         log.warning("resume: no checkpoint in %s, starting from the beginning", cfg.output)
+    if cfg.early_stopping_patience:
+        trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
+    if cfg.eval_suite is not None:
+        from train.callbacks import EvalSuiteCallback
+
+        trainer.add_callback(EvalSuiteCallback(cfg.eval_suite, tokenizer, trainer))
     output = trainer.train(resume_from_checkpoint=resume)
     model = trainer.model
     if cfg.peft is not None and cfg.peft.merge:

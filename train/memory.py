@@ -45,7 +45,9 @@ the 10% covers the CUDA context, allocator fragmentation and communication buffe
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,13 +57,18 @@ from train.config import TrainConfig
 GiB = 2**30
 HEADROOM = 0.9  # a plan fits in 90% of a device's memory
 DEFAULT_LORA_RANK = 16  # peft rank "auto" depends on the sample count, unknown before the data is read
-PAIRED_METHODS = {"dpo", "orpo", "cpo", "simpo"}  # chosen and rejected in one forward pass
+PAIRED_METHODS = {"dpo", "orpo", "cpo", "simpo", "reward"}  # chosen and rejected in one forward pass
 REFERENCE_METHODS = {"dpo", "kto"}  # a frozen copy of the starting model (full fine-tuning only)
 RL_METHODS = {"grpo", "rloo"}  # generate, then train; reference model when beta > 0
 RL_DEFAULT_BETA = {"grpo": 0.0, "rloo": 0.05}  # TRL 1.x defaults
 FUSED_HEAD_METHODS = {"sft", "dpo", "kto", "grpo", "rloo"}  # TRL trainers computing log-probs in tiles
+SCALAR_HEAD_METHODS = {"reward"}  # a score head instead of the LM head: no vocabulary logits
 HALF = {"bfloat16", "float16"}
-QLORA_BYTES = 0.5 + 4 / 64  # NF4 weight + one fp32 absmax per block of 64 (no double quantisation)
+# NF4 weight (4 bits) + its absmax per block of 64, double-quantised as train.hf loads QLoRA: an 8-bit absmax
+# per block and one fp32 scale per 256 blocks (Dettmers et al. 2023)
+QLORA_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)
+LAYER_INDEX = re.compile(r"\.(?:layers|h|layer|blocks)\.(\d+)\.")  # as train.hf.freeze finds a layer
+DEEPSPEED_TEMPLATES = Path(__file__).resolve().parent / "deepspeed"
 
 
 def gib(n: float) -> str:
@@ -84,6 +91,8 @@ class ModelShape:
     dtype: str | None = None  # the checkpoint's dtype (config.json `dtype`/`torch_dtype`); None: float32
     attention: str = "sdpa"  # attn_implementation transformers picks for it
     linear: tuple[tuple[str, int, int], ...] = ()  # (name, in, out) of every linear layer but the output head
+    block_params: int = 0  # parameters inside the decoder layers, all of them
+    head_params: int = 0  # the output head's, 0 when tied to the input embeddings
 
     @property
     def linear_weights(self) -> int:
@@ -93,12 +102,17 @@ class ModelShape:
     @property
     def layer_params(self) -> int:
         """Parameters of one decoder layer, about."""
-        return self.linear_weights // max(self.layers, 1)
+        return (self.block_params or self.linear_weights) // max(self.layers, 1)
 
-    def adapter_params(self, rank: int, targets: list[str] | str = "auto") -> int:
+    def adapter_params(self, rank: int, targets: list[str] | str = "auto", layers: set[int] | None = None) -> int:
         """LoRA parameters, r·(in + out) per targeted linear layer; targets as peft matches them (a name or the
-        end of a dotted name), "auto" being peft's "all-linear": every linear layer but the output head."""
+        end of a dotted name), "auto" being peft's "all-linear": every linear layer but the output head;
+        `layers`: only in the decoder layers of these indices (peft's layers_to_transform)."""
         def targeted(name: str) -> bool:
+            if layers is not None:
+                found = LAYER_INDEX.search(name + ".")
+                if found is None or int(found.group(1)) not in layers:
+                    return False
             return targets == "auto" or any(name == t or name.endswith("." + t) for t in targets)
 
         return sum(rank * (i + o) for name, i, o in self.linear if targeted(name))
@@ -123,6 +137,9 @@ def count_parameters(model_folder: str | Path, trust_remote_code: bool = False) 
         config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
         with init_empty_weights():
             model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+        # init_empty_weights re-creates every registered parameter, so the tied output head got a copy of the
+        # embedding: tie again outside it, where the assignment shares the tensor (GPT-2, small Llamas, Gemma)
+        model.tie_weights()
     except (ValueError, KeyError, OSError) as e:
         raise TrainError(f"model: cannot build {folder}/config.json as a causal LM for the memory preflight: {e}") from e
     params = sum(p.numel() for p in model.parameters())  # shared (tied) parameters once
@@ -135,6 +152,10 @@ def count_parameters(model_folder: str | Path, trust_remote_code: bool = False) 
             linear.append((name, module.in_features, module.out_features))
         elif isinstance(module, Conv1D):  # GPT-2's transposed linear: weight (in, out)
             linear.append((name, module.weight.shape[0], module.weight.shape[1]))
+    block = sum(p.numel() for name, p in model.named_parameters() if LAYER_INDEX.search(name))
+    embeddings = model.get_input_embeddings()
+    tied = head is not None and embeddings is not None and head.weight is embeddings.weight
+    head_params = head.weight.numel() if head is not None and not tied else 0
     text = config.get_text_config()
     hidden, heads = text.hidden_size, text.num_attention_heads
     dtype = getattr(config, "dtype", None) or getattr(text, "dtype", None)
@@ -144,7 +165,8 @@ def count_parameters(model_folder: str | Path, trust_remote_code: bool = False) 
         kv_heads=getattr(text, "num_key_value_heads", None) or heads,
         head_dim=getattr(text, "head_dim", None) or hidden // heads,
         intermediate=getattr(text, "intermediate_size", None) or getattr(text, "n_inner", None) or 4 * hidden,
-        dtype=dtype, attention=getattr(model.config, "_attn_implementation", None) or "sdpa", linear=tuple(linear))
+        dtype=dtype, attention=getattr(model.config, "_attn_implementation", None) or "sdpa", linear=tuple(linear),
+        block_params=block, head_params=head_params)
 
 
 @dataclass
@@ -192,19 +214,50 @@ def _precision(cfg: TrainConfig, on_gpu: bool) -> str:
     return cfg.precision
 
 
-def estimate(cfg: TrainConfig, params: ModelShape, devices: list[int], cpu_bytes: int, *, zero: int = 0,
-             offload: bool = False, qlora: bool = False) -> MemoryPlan:
-    """Per-device memory of `cfg` on `devices` (bytes per visible GPU; empty for CPU) with ZeRO stage `zero`
-    (0: none), CPU `offload` of the optimizer (and of the weights under stage 3), and `qlora` (4-bit base,
-    LoRA adapters with cfg.peft's rank)."""
+def deepspeed_settings(cfg: TrainConfig) -> tuple[int, bool, bool]:
+    """(ZeRO stage, optimizer offloaded, parameters offloaded) of `cfg.deepspeed`: a template shipped in
+    train/deepspeed/ by name, or a DeepSpeed JSON file; (0, False, False) without one or unreadable."""
+    name = getattr(cfg, "deepspeed", None)
+    if not name:
+        return 0, False, False
+    path = DEEPSPEED_TEMPLATES / f"{name}.json"
+    try:
+        zero = json.loads((path if path.is_file() else Path(name)).read_text()).get("zero_optimization", {})
+    except (OSError, ValueError):
+        return 0, False, False
+
+    def offloaded(key: str) -> bool:
+        return (zero.get(key) or {}).get("device", "none") in ("cpu", "nvme")
+
+    return int(zero.get("stage", 0)), offloaded("offload_optimizer"), offloaded("offload_param")
+
+
+def estimate(cfg: TrainConfig, params: ModelShape, devices: list[int], cpu_bytes: int, *, zero: int | None = None,
+             offload: bool | None = None, qlora: bool | None = None) -> MemoryPlan:
+    """Per-device memory of `cfg` on `devices` (bytes per visible GPU; empty for CPU). `zero` (ZeRO stage, 0:
+    none), `offload` (optimizer states to CPU, and the weights too under stage 3) and `qlora` (4-bit base
+    with LoRA adapters of cfg.peft's rank) override what `cfg.deepspeed` and `cfg.peft` say."""
     gpus = len(devices)
+    notes: list[str] = []
+    stage, offload_optimizer, offload_param = deepspeed_settings(cfg)
+    if zero is not None:
+        stage, offload_optimizer, offload_param = zero, bool(offload), bool(offload) and zero >= 3
+    elif offload is not None:
+        offload_optimizer, offload_param = offload, offload and stage >= 3
+    if qlora is None:
+        qlora = cfg.peft is not None and cfg.peft.method == "qlora"
     if not gpus:
-        zero, offload, qlora = 0, False, False
+        if stage or qlora:
+            notes.append("deepspeed and qlora need a GPU: estimated without them")
+        stage, offload_optimizer, offload_param, qlora = 0, False, False, False
+    zero = stage
     precision = _precision(cfg, bool(gpus))
     half = precision in ("bf16", "fp16")
     stored_half = params.dtype in HALF
+    method = cfg.method.lower()
     P, L, h, V = params.params, params.layers, params.hidden, params.vocab
-    notes: list[str] = []
+    if method in SCALAR_HEAD_METHODS:  # a sequence classifier: the LM head is replaced by a score head
+        P -= params.head_params
 
     # bytes per parameter of weights, gradients, optimizer states (see the module docstring)
     if zero:
@@ -224,13 +277,15 @@ def estimate(cfg: TrainConfig, params: ModelShape, devices: list[int], cpu_bytes
         states = "AdamW m and v in fp32"
     act = 2 if half or stored_half else 4  # bytes of an activation
 
+    # what trains: all weights, the top layers (train_last_layers), or adapters
+    fraction = getattr(cfg, "train_last_layers", None)
+    top = max(1, round(L * fraction)) if fraction else L  # layers that backpropagate and keep activations
+    top_layers = set(range(L - top, L)) if fraction else None
     lora = cfg.peft is not None or qlora
-    rank = DEFAULT_LORA_RANK
-    if cfg.peft is not None and cfg.peft.rank != "auto":
-        rank = cfg.peft.rank
     if lora:
+        rank = DEFAULT_LORA_RANK if cfg.peft is None or cfg.peft.rank == "auto" else cfg.peft.rank
         targets = cfg.peft.target_modules if cfg.peft is not None else "auto"
-        trainable = params.adapter_params(rank, targets)
+        trainable = params.adapter_params(rank, targets, top_layers)
         # QLoRA: block linear weights in NF4, the rest in bf16; LoRA: the base as the regime holds it
         base = int(params.linear_weights * QLORA_BYTES + (P - params.linear_weights) * 2) if qlora else P * w
         weights, gradients, optimizer = base + trainable * 4, trainable * 4, trainable * 8  # fp32 adapters
@@ -242,18 +297,23 @@ def estimate(cfg: TrainConfig, params: ModelShape, devices: list[int], cpu_bytes
             notes.append(f"rank auto taken as {rank}")
         optimizer_bytes = 8  # per trainable parameter
     else:
-        trainable = P
-        weights, gradients, optimizer = P * w, P * g, P * o
+        # train_last_layers: the top layers, the final norm and an untied head train (train.hf.freeze)
+        trainable = P if not fraction else top * params.layer_params + params.head_params
+        weights, gradients, optimizer = P * w, trainable * g, trainable * o
         label = f"full fine-tuning in {precision}"
         optimizer_bytes = o
+    if fraction:
+        label += f", top {top} of {L} layers"
     if cfg.gradient_checkpointing:
         label += " + gradient checkpointing"
 
     # reference model
     options = cfg.options or {}
-    method = cfg.method.lower()
-    has_reference = (method in REFERENCE_METHODS
-                     or (method in RL_METHODS and options.get("beta", RL_DEFAULT_BETA[method]) > 0))
+    if method in RL_METHODS:
+        beta = options.get("beta")
+        has_reference = (RL_DEFAULT_BETA[method] if beta is None else beta) > 0
+    else:
+        has_reference = method in REFERENCE_METHODS
     has_reference = has_reference and not lora and not options.get("precompute_ref_log_probs", False)
     reference = P * (2 if (zero and half) or stored_half else 4) if has_reference else 0
 
@@ -267,25 +327,26 @@ def estimate(cfg: TrainConfig, params: ModelShape, devices: list[int], cpu_bytes
         weights //= gpus
         reference //= gpus
         buffers += 2 * params.layer_params * w  # the layer being computed and the one prefetched
-    if zero and offload:
+    if zero and offload_optimizer:
         offloaded += trainable * (optimizer_bytes + 4)  # optimizer states and fp32 gradient partitions, all GPUs
-        optimizer = 0
-        gradients = 0  # reduced then streamed to CPU in buckets
+        optimizer = gradients = 0  # gradients are reduced then streamed to CPU in buckets
         buffers += params.layer_params * w
-        if zero >= 3:
-            offloaded += (weights + reference) * gpus
-            weights = reference = 0
+    if zero >= 3 and offload_param:
+        offloaded += (weights + reference) * gpus
+        weights = reference = 0
     if zero:
-        label += f", ZeRO-{zero}" + (" + CPU offload" if offload else "") + f" over {gpus} GPU{'s' * (gpus > 1)}"
+        moved = " + CPU offload" if offload_optimizer and (offload_param or zero < 3) else \
+            " + optimizer offload" if offload_optimizer else " + parameter offload" if offload_param else ""
+        label += f", ZeRO-{zero}{moved} over {gpus} GPU{'s' * (gpus > 1)}"
 
-    # activations (Korthikanti et al. 2022; see the module docstring)
+    # activations (Korthikanti et al. 2022; see the module docstring), of the layers that backpropagate
     s = cfg.max_length
     b = cfg.batch_size * (2 if method in PAIRED_METHODS else 1)
     scores = 5 * params.heads * s / h if (not gpus or params.attention == "eager") else 0
     per_layer = s * b * h * (34 + scores) * act / 2
     # checkpointed: each layer keeps its input (2·sbh), one layer's activations are recomputed at a time
-    activations = L * 2 * s * b * h * act / 2 + per_layer if cfg.gradient_checkpointing else L * per_layer
-    if method not in FUSED_HEAD_METHODS:
+    activations = top * 2 * s * b * h * act / 2 + per_layer if cfg.gradient_checkpointing else top * per_layer
+    if method not in FUSED_HEAD_METHODS | SCALAR_HEAD_METHODS:
         activations += s * b * V * (act + 8)
 
     # generation (grpo, rloo)
@@ -308,10 +369,25 @@ def estimate(cfg: TrainConfig, params: ModelShape, devices: list[int], cpu_bytes
                       regime=regime, states=states, notes=notes)
 
 
+def _settable(field: str, value) -> bool:
+    """Whether this TrainConfig accepts `field: value` (so a recommendation can name the setting)."""
+    from pydantic import ValidationError
+
+    from train.config import PeftSettings
+
+    try:
+        if field == "peft.method":
+            PeftSettings(method=value)
+            return True
+        return field in TrainConfig.model_fields
+    except ValidationError:
+        return False
+
+
 def _options(cfg: TrainConfig, params: ModelShape, devices: list[int],
-             cpu_bytes: int) -> list[tuple[str, MemoryPlan]]:
-    """(name, plan) of the alternatives to the config as given, least intrusive first; gradient checkpointing
-    stays on in all of them."""
+             cpu_bytes: int) -> list[tuple[str, str, MemoryPlan]]:
+    """(name, the setting that selects it, plan) of the alternatives to the config as given, least intrusive
+    first; gradient checkpointing stays on in all of them."""
     from train.config import PeftSettings
 
     gpus = len(devices)
@@ -319,19 +395,27 @@ def _options(cfg: TrainConfig, params: ModelShape, devices: list[int],
     checkpointed = cfg.model_copy(update={"gradient_checkpointing": True})
     lora = checkpointed if cfg.peft is not None else checkpointed.model_copy(update={"peft": PeftSettings()})
     rank = DEFAULT_LORA_RANK if lora.peft.rank == "auto" else lora.peft.rank
+    stage, offload_optimizer, _ = deepspeed_settings(cfg)
+    configured = 2 * stage + offload_optimizer  # ZeRO options no further than the config are left out
+
+    def hint(field: str, text: str, value=None) -> str:
+        return text if _settable(field, value) else ""
+
     options = []
     if not cfg.gradient_checkpointing:
-        options.append(("gradient checkpointing", {}))
-    if gpus > 1:
-        options += [("ZeRO-2" + on, {"zero": 2}), ("ZeRO-3" + on, {"zero": 3})]
-    if gpus:
-        options.append(("ZeRO-3 + CPU offload" + on, {"zero": 3, "offload": True}))
+        options.append(("gradient checkpointing", hint("gradient_checkpointing", "gradient_checkpointing: true"),
+                        checkpointed, {}))
+    zero_options = [(4, "ZeRO-2" + on, "zero2", {"zero": 2}), (6, "ZeRO-3" + on, "zero3", {"zero": 3}),
+                    (7, "ZeRO-3 + CPU offload" + on, "zero3_offload", {"zero": 3, "offload": True})]
+    for level, name, template, kw in zero_options:
+        if level > configured and gpus > (1 if level < 7 else 0):
+            options.append((name, hint("deepspeed", f"deepspeed: {template}"), checkpointed, kw))
     if cfg.peft is None:
-        options.append((f"LoRA rank {rank}", {"peft": True}))
-    if gpus:
-        options.append((f"QLoRA rank {rank}", {"peft": True, "qlora": True}))
-    return [(name, estimate(lora if kw.pop("peft", False) else checkpointed, params, devices, cpu_bytes, **kw))
-            for name, kw in options]
+        options.append((f"LoRA rank {rank}", hint("peft", f"peft: {{rank: {rank}}}"), lora, {}))
+    if gpus and lora.peft.method != "qlora":
+        options.append((f"QLoRA rank {rank}", hint("peft.method", f"peft: {{method: qlora, rank: {rank}}}", "qlora"),
+                        lora, {"qlora": True}))
+    return [(name, setting, estimate(base, params, devices, cpu_bytes, **kw)) for name, setting, base, kw in options]
 
 
 def recommend(cfg: TrainConfig, params: ModelShape, devices: list[int], cpu_bytes: int) -> list[str]:
@@ -365,12 +449,13 @@ def recommend(cfg: TrainConfig, params: ModelShape, devices: list[int], cpu_byte
         return lines
     alternatives = _options(cfg, params, devices, cpu_bytes)
     lines.append("alternatives, each with gradient checkpointing:")
-    for name, alt in alternatives:
+    for name, setting, alt in alternatives:
         offloaded = f" + {gib(alt.offloaded)} of {gib(alt.cpu_bytes)} CPU RAM" if alt.offloaded else ""
-        lines.append(f"  {name}: {gib(alt.total)} {unit}{offloaded}: {'fits' if alt.fits else 'does not fit'}")
+        lines.append(f"  {name}: {gib(alt.total)} {unit}{offloaded}: {'fits' if alt.fits else 'does not fit'}"
+                     + (f" ({setting})" if setting else ""))
     chosen = []
     for adapters in (False, True):
-        fitting = [(name, alt) for name, alt in alternatives if alt.adapters == adapters and alt.fits]
+        fitting = [(name, alt) for name, _, alt in alternatives if alt.adapters == adapters and alt.fits]
         if fitting:
             chosen.append(fitting[0])
     if chosen:
@@ -418,4 +503,9 @@ def preflight_report(cfg: TrainConfig) -> str:
         import torch
 
         cfg = cfg.model_copy(update={"precision": "bf16" if torch.cuda.is_bf16_supported() else "fp32"})
-    return "\n".join(recommend(cfg, params, gpus, ram))
+    lines = recommend(cfg, params, gpus, ram)
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    if len(gpus) > 1 and processes < len(gpus) and any("ZeRO" in line for line in lines):
+        lines.append(f"note: ZeRO shards over processes, one per GPU: start the run with `torchrun --nproc_per_node "
+                     f"{len(gpus)}` or `accelerate launch`; this process alone ({processes}) would use one GPU")
+    return "\n".join(lines)
