@@ -74,6 +74,7 @@ class TrainConfig(_Section):
     logging_steps: int = Field(10, ge=1)
     eval_steps: int | None = Field(None, ge=1)  # None: evaluate every `logging_steps` * 5
     save_steps: int = Field(500, ge=1)
+    memory_check: bool = True  # on a GPU, refuse a run estimated not to fit (train.memory), naming what would
     resume: bool = False  # continue from the newest checkpoint in `output`
     trust_remote_code: bool = False
     report_to: list[str] = ["tensorboard"]

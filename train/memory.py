@@ -19,25 +19,38 @@ config) to count its parameters and its linear layers. The figures are estimates
 * ZeRO stage 1 divides the optimizer states by the number of GPUs, stage 2 the gradients too, stage 3 the
   weights too (plus about two layers of gathered weights); CPU offload moves the optimizer states and the fp32
   gradients (and with stage 3 the weights) to CPU RAM, shared by all GPUs of the machine;
-* activations, Korthikanti et al. 2022 ("Reducing Activation Recomputation in Large Transformer Models",
-  arXiv:2205.05198, section 4.1): s·b·h·(34 + 5·a·s/h) bytes per layer in half precision (s tokens, b
-  sequences, h hidden, a heads; 11·sbh attention, 19·sbh MLP, 4·sbh layer norms, 5·a·s²·b for the attention
-  scores, softmax and its dropout). The score term is left out on a GPU unless the model uses eager attention:
-  SDPA's flash and memory-efficient kernels do not store the scores. Doubled in fp32. With gradient
-  checkpointing (transformers checkpoints every decoder layer) each layer keeps only its 2·sbh input, plus one
-  layer's full activations recomputed during the backward pass. Plus the logits, s·b·V·(2 + 8) bytes (half
-  logits, their fp32 copy for the loss, its gradient), except for the TRL trainers (sft, dpo, kto, grpo, rloo),
-  whose fused LM head never materialises them;
+* activations: the tensors each decoder layer keeps for the backward pass, counted tensor by tensor as
+  Korthikanti et al. 2022 ("Reducing Activation Recomputation in Large Transformer Models", arXiv:2205.05198,
+  section 4.1) count them, s·b·h·(34 + 5·a·s/h) bytes per layer in half precision for GPT-3 (s tokens, b
+  sequences, h hidden, a heads: 11·sbh attention, 19·sbh MLP, 4·sbh layer norms, 5·a·s²·b attention scores),
+  but for the blocks as transformers implements them (`layer_activation_bytes`), matched in
+  tests/test_train_memory.py to the bytes autograd actually saves:
+    attention  (8 + 4·kv/a)·sbh: the QKV input, Q, K and V (grouped-query K and V smaller), the attention
+               output and the output projection's input;
+    MLP        (2 + 4·i/h)·sbh, gated (SwiGLU: gate, up, activation, product) (2 + 8·i/h)·sbh, i the
+               intermediate size (times the experts per token for a mixture of experts); gelu_new, written
+               out in Python, keeps 6·i/h·sbh more;
+    norms      4·sbh for two LayerNorms, 12·sbh for two RMSNorms (transformers computes them in fp32);
+    scores     6·a·s/h·sbh (fp32 softmax and its half copy; 2·a·s/h for GPT-2, which keeps the softmax in
+               half), only with eager attention or attention dropout (SDPA with dropout counted as eager):
+               SDPA's flash and memory-efficient kernels keep none; with dropout, 3·a·s/h·sbh more for the
+               attention dropout's mask and output, 6·sbh for the residual dropouts.
+  Doubled in fp32. With gradient checkpointing (transformers checkpoints every decoder layer) each layer keeps
+  only its 2·sbh input, plus one layer's activations recomputed during the backward pass. Plus the logits,
+  s·b·V·(2 + 8) bytes (half logits, their fp32 copy for the loss, its gradient), except for the TRL trainers
+  (sft, dpo, kto, grpo, rloo), whose fused LM head never materialises them;
+  With `train_last_layers`, only the top layers keep activations and have gradients and optimizer states;
 * preference methods: dpo and kto keep a frozen reference model (not with LoRA, whose adapter-free base is the
-  reference); dpo, orpo, cpo and simpo run chosen and rejected through the model in one batch (2x activations);
-  kto's KL completions run without gradient (1x);
-* grpo and rloo: the generation's KV cache, 2·L·kv_heads·head_dim·s bytes per token in half precision for
-  batch_size x steps_per_generation sequences (and under ZeRO-3 the whole gathered model while generating:
+  reference); dpo, orpo, cpo, simpo and reward (a score head, no vocabulary logits) run chosen and rejected
+  through the model in one batch (2x activations); kto's KL completions run without gradient (1x);
+* grpo and rloo: the generation's KV cache, K and V of L layers, 2·L·kv_heads·head_dim half-precision values
+  per token, for batch_size x steps_per_generation (default gradient_accumulation) sequences of s tokens (and under ZeRO-3 the whole gathered model while generating:
   TRL's `ds3_gather_for_generation`); generation and the training step do not overlap, the larger counts;
   a reference model when `beta` > 0 (TRL's default: 0 for grpo, 0.05 for rloo);
 * LoRA: frozen base weights, and weights (fp32, as peft keeps them), gradients and AdamW states only for the
-  adapters, r·(in + out) parameters per targeted linear layer; QLoRA: the block linear weights in 4-bit NF4,
-  0.5 byte/param + one fp32 absmax per 64 weights, the rest (embeddings, norms, head) in bf16.
+  adapters, r·(in + out) parameters per targeted linear layer; QLoRA: the linear weights in 4-bit NF4 with
+  double quantisation as train.hf loads them (0.5 + 1/64 + 4/16384 byte per weight, Dettmers et al. 2023,
+  arXiv:2305.14314), the rest (embeddings, norms, head) in the stored dtype.
 
 A plan fits when its total stays below 90% of the smallest visible GPU (and of CPU RAM for offloaded state):
 the 10% covers the CUDA context, allocator fragmentation and communication buffers.
@@ -71,6 +84,12 @@ LAYER_INDEX = re.compile(r"\.(?:layers|h|layer|blocks)\.(\d+)\.")  # as train.hf
 DEEPSPEED_TEMPLATES = Path(__file__).resolve().parent / "deepspeed"
 
 
+def _layer_of(name: str) -> int | None:
+    """The decoder layer a module or parameter name is in (None outside the layers)."""
+    found = LAYER_INDEX.search(name + ".")
+    return int(found.group(1)) if found else None
+
+
 def gib(n: float) -> str:
     """Bytes as GiB with one decimal."""
     return f"{n / GiB:.1f} GiB"
@@ -93,6 +112,12 @@ class ModelShape:
     linear: tuple[tuple[str, int, int], ...] = ()  # (name, in, out) of every linear layer but the output head
     block_params: int = 0  # parameters inside the decoder layers, all of them
     head_params: int = 0  # the output head's, 0 when tied to the input embeddings
+    rms_norm: bool = False  # RMSNorm (transformers upcasts it to fp32) rather than LayerNorm
+    gated_mlp: bool = False  # SwiGLU-style gate and up projections
+    activation: str = ""  # hidden_act
+    experts_per_token: int = 1  # mixture of experts: experts each token goes through
+    attention_dropout: float = 0.0
+    hidden_dropout: float = 0.0
 
     @property
     def linear_weights(self) -> int:
@@ -109,17 +134,32 @@ class ModelShape:
         end of a dotted name), "auto" being peft's "all-linear": every linear layer but the output head;
         `layers`: only in the decoder layers of these indices (peft's layers_to_transform)."""
         def targeted(name: str) -> bool:
-            if layers is not None:
-                found = LAYER_INDEX.search(name + ".")
-                if found is None or int(found.group(1)) not in layers:
-                    return False
+            if layers is not None and _layer_of(name) not in layers:
+                return False
             return targets == "auto" or any(name == t or name.endswith("." + t) for t in targets)
 
         return sum(rank * (i + o) for name, i, o in self.linear if targeted(name))
 
     def describe(self) -> str:
-        return (f"{self.params / 1e9:.2f}B parameters ({self.layers} layers, hidden {self.hidden}, {self.heads} heads,"
+        count = f"{self.params / 1e9:.2f}B" if self.params >= 1e9 else f"{self.params / 1e6:.1f}M"
+        return (f"{count} parameters ({self.layers} layers, hidden {self.hidden}, {self.heads} heads,"
                 f" vocab {self.vocab}, stored in {self.dtype or 'float32'})")
+
+
+def layer_activation_bytes(shape: ModelShape, seq: int, batch: int) -> float:
+    """Bytes one decoder layer keeps for the backward pass in half precision, for `batch` sequences of `seq`
+    tokens (see the module docstring; Korthikanti et al. 2022's accounting on transformers' blocks)."""
+    h, a = shape.hidden, shape.heads
+    i = shape.intermediate * shape.experts_per_token
+    attention = 8 + 4 * shape.kv_heads / a
+    mlp = 2 + (8 if shape.gated_mlp else 4) * i / h + (6 * i / h if shape.activation == "gelu_new" else 0)
+    norms = 12 if shape.rms_norm else 4
+    dropout = 6 if shape.hidden_dropout else 0  # two residual dropouts: 1-byte mask and half output each
+    scores = 0.0
+    if shape.attention == "eager" or shape.attention_dropout:  # SDPA with dropout counted as eager
+        softmax = 6 if shape.rms_norm else 2  # Llama-style blocks upcast the softmax to fp32, GPT-2 does not
+        scores = (softmax + (3 if shape.attention_dropout else 0)) * a * seq / h
+    return seq * batch * h * (attention + mlp + norms + dropout + scores)
 
 
 def count_parameters(model_folder: str | Path, trust_remote_code: bool = False) -> ModelShape:
@@ -153,20 +193,33 @@ def count_parameters(model_folder: str | Path, trust_remote_code: bool = False) 
         elif isinstance(module, Conv1D):  # GPT-2's transposed linear: weight (in, out)
             linear.append((name, module.weight.shape[0], module.weight.shape[1]))
     block = sum(p.numel() for name, p in model.named_parameters() if LAYER_INDEX.search(name))
+    rms_norm = any("rmsnorm" in type(m).__name__.lower() for m in model.modules())
+    first = [(name, i, o) for name, i, o in linear if _layer_of(name) == 0]  # the linear layers of layer 0
     embeddings = model.get_input_embeddings()
     tied = head is not None and embeddings is not None and head.weight is embeddings.weight
     head_params = head.weight.numel() if head is not None and not tied else 0
     text = config.get_text_config()
     hidden, heads = text.hidden_size, text.num_attention_heads
+    intermediate = (getattr(text, "moe_intermediate_size", None) or getattr(text, "intermediate_size", None)
+                    or getattr(text, "n_inner", None) or 4 * hidden)
+    gated = any("gate" in name.rsplit(".", 1)[-1] for name, _, _ in first) or \
+        sum(1 for _, i, o in first if i == hidden and o == intermediate) >= 2
+
+    def number(*names: str) -> float:
+        return next((float(v) for v in (getattr(text, n, None) for n in names) if isinstance(v, int | float)), 0.0)
+
     dtype = getattr(config, "dtype", None) or getattr(text, "dtype", None)
     dtype = str(dtype).removeprefix("torch.") if dtype is not None else None
     return ModelShape(
         params=params, hidden=hidden, layers=text.num_hidden_layers, vocab=text.vocab_size, heads=heads,
         kv_heads=getattr(text, "num_key_value_heads", None) or heads,
-        head_dim=getattr(text, "head_dim", None) or hidden // heads,
-        intermediate=getattr(text, "intermediate_size", None) or getattr(text, "n_inner", None) or 4 * hidden,
-        dtype=dtype, attention=getattr(model.config, "_attn_implementation", None) or "sdpa", linear=tuple(linear),
-        block_params=block, head_params=head_params)
+        head_dim=getattr(text, "head_dim", None) or hidden // heads, intermediate=intermediate, dtype=dtype,
+        attention=getattr(model.config, "_attn_implementation", None) or "sdpa", linear=tuple(linear),
+        block_params=block, head_params=head_params, rms_norm=rms_norm, gated_mlp=gated,
+        activation=str(getattr(text, "hidden_act", None) or getattr(text, "activation_function", None) or ""),
+        experts_per_token=int(number("num_experts_per_tok", "moe_topk", "num_selected_experts") or 1),
+        attention_dropout=number("attention_dropout", "attn_pdrop"),
+        hidden_dropout=number("hidden_dropout", "resid_pdrop"))
 
 
 @dataclass
@@ -188,6 +241,7 @@ class MemoryPlan:
     adapters: bool = False  # LoRA, DoRA or QLoRA
     regime: str = ""  # how the weights are held
     states: str = ""  # what the optimizer holds
+    activation_bytes: int = 2  # bytes per activation element: 2 in half precision, 4 in fp32
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -229,7 +283,8 @@ def deepspeed_settings(cfg: TrainConfig) -> tuple[int, bool, bool]:
     def offloaded(key: str) -> bool:
         return (zero.get(key) or {}).get("device", "none") in ("cpu", "nvme")
 
-    return int(zero.get("stage", 0)), offloaded("offload_optimizer"), offloaded("offload_param")
+    stage = zero.get("stage", 0)
+    return (int(stage) if str(stage).isdigit() else 0), offloaded("offload_optimizer"), offloaded("offload_param")
 
 
 def estimate(cfg: TrainConfig, params: ModelShape, devices: list[int], cpu_bytes: int, *, zero: int | None = None,
@@ -286,8 +341,9 @@ def estimate(cfg: TrainConfig, params: ModelShape, devices: list[int], cpu_bytes
         rank = DEFAULT_LORA_RANK if cfg.peft is None or cfg.peft.rank == "auto" else cfg.peft.rank
         targets = cfg.peft.target_modules if cfg.peft is not None else "auto"
         trainable = params.adapter_params(rank, targets, top_layers)
-        # QLoRA: block linear weights in NF4, the rest in bf16; LoRA: the base as the regime holds it
-        base = int(params.linear_weights * QLORA_BYTES + (P - params.linear_weights) * 2) if qlora else P * w
+        # QLoRA: linear weights in NF4, the rest as stored; LoRA: the base as the regime holds it
+        rest = (P - params.linear_weights) * (2 if stored_half else 4)
+        base = int(params.linear_weights * QLORA_BYTES + rest) if qlora else P * w
         weights, gradients, optimizer = base + trainable * 4, trainable * 4, trainable * 8  # fp32 adapters
         regime = f"{'NF4' if qlora else 'frozen'} base + {trainable / 1e6:.1f}M fp32 adapter parameters"
         states = "AdamW m and v of the adapters"
@@ -342,8 +398,7 @@ def estimate(cfg: TrainConfig, params: ModelShape, devices: list[int], cpu_bytes
     # activations (Korthikanti et al. 2022; see the module docstring), of the layers that backpropagate
     s = cfg.max_length
     b = cfg.batch_size * (2 if method in PAIRED_METHODS else 1)
-    scores = 5 * params.heads * s / h if (not gpus or params.attention == "eager") else 0
-    per_layer = s * b * h * (34 + scores) * act / 2
+    per_layer = layer_activation_bytes(params, s, b) * act / 2
     # checkpointed: each layer keeps its input (2·sbh), one layer's activations are recomputed at a time
     activations = top * 2 * s * b * h * act / 2 + per_layer if cfg.gradient_checkpointing else top * per_layer
     if method not in FUSED_HEAD_METHODS | SCALAR_HEAD_METHODS:
@@ -366,7 +421,7 @@ def estimate(cfg: TrainConfig, params: ModelShape, devices: list[int], cpu_bytes
                       cpu_bytes=cpu_bytes, weights=int(weights), gradients=int(gradients),
                       optimizer=int(optimizer), activations=int(activations), reference=int(reference),
                       generation=int(generation), buffers=int(buffers), offloaded=int(offloaded), adapters=lora,
-                      regime=regime, states=states, notes=notes)
+                      regime=regime, states=states, activation_bytes=act, notes=notes)
 
 
 def _settable(field: str, value) -> bool:
@@ -424,6 +479,8 @@ def recommend(cfg: TrainConfig, params: ModelShape, devices: list[int], cpu_byte
     checkpointing, ZeRO) and among the adapter ones (LoRA, QLoRA)."""
     plan = estimate(cfg, params, devices, cpu_bytes)
     gpus = len(devices)
+    per_layer = (layer_activation_bytes(params, cfg.max_length, 1) / (cfg.max_length * params.hidden)
+                 * plan.activation_bytes / 2)
     where = (f"{gpus} GPU{'s' * (gpus > 1)} {'have' if gpus > 1 else 'has'} {gib(min(devices))}{' each' * (gpus > 1)}"
              if gpus else f"CPU RAM is {gib(cpu_bytes)}")
     unit = "per GPU" if gpus else "in CPU RAM"
@@ -431,8 +488,8 @@ def recommend(cfg: TrainConfig, params: ModelShape, devices: list[int], cpu_byte
              f"{plan.label}, batch {cfg.batch_size} x {cfg.max_length} tokens{' per GPU' * bool(gpus)}:"]
     rows = [("weights", plan.weights, plan.regime), ("gradients", plan.gradients, ""),
             ("optimizer", plan.optimizer, plan.states),
-            ("activations", plan.activations,
-             "Korthikanti et al. 2022" + ", checkpointed" * cfg.gradient_checkpointing)]
+            ("activations", plan.activations, f"{per_layer:.1f}·s·b·h bytes per layer (Korthikanti et al. 2022)"
+             + ", checkpointed" * cfg.gradient_checkpointing)]
     if plan.reference:
         rows.append(("reference model", plan.reference, f"frozen starting model for {cfg.method}"))
     if plan.generation:
@@ -491,10 +548,8 @@ def visible_devices() -> tuple[list[int], int]:
     return gpus, min(ram, limit) if limit else ram
 
 
-def preflight_report(cfg: TrainConfig) -> str:
-    """The memory estimate of `cfg` on this machine and what fits, as text to print or log."""
-    if not cfg.model:
-        return f"memory preflight: {cfg.method} without a starting model builds its own; not estimated"
+def _on_this_machine(cfg: TrainConfig) -> tuple[TrainConfig, ModelShape, list[int], int]:
+    """(cfg with `precision: auto` resolved, the model's shape, GPU bytes, RAM bytes) as the run would see them."""
     params = count_parameters(cfg.model, trust_remote_code=cfg.trust_remote_code)
     gpus, ram = visible_devices()
     if cfg.device == "cpu":
@@ -503,9 +558,26 @@ def preflight_report(cfg: TrainConfig) -> str:
         import torch
 
         cfg = cfg.model_copy(update={"precision": "bf16" if torch.cuda.is_bf16_supported() else "fp32"})
+    return cfg, params, gpus, ram
+
+
+def fits(cfg: TrainConfig) -> bool:
+    """Whether `cfg` as configured is estimated to fit this machine (True without a starting model)."""
+    if not cfg.model:
+        return True
+    cfg, params, gpus, ram = _on_this_machine(cfg)
+    return estimate(cfg, params, gpus, ram).fits
+
+
+def preflight_report(cfg: TrainConfig) -> str:
+    """The memory estimate of `cfg` on this machine and what fits, as text to print or log."""
+    if not cfg.model:
+        return f"memory preflight: {cfg.method} without a starting model builds its own; not estimated"
+    cfg, params, gpus, ram = _on_this_machine(cfg)
     lines = recommend(cfg, params, gpus, ram)
     processes = int(os.environ.get("WORLD_SIZE", "1"))
-    if len(gpus) > 1 and processes < len(gpus) and any("ZeRO" in line for line in lines):
+    zero_chosen = deepspeed_settings(cfg)[0] or (lines[-1].startswith("fits with: ") and "ZeRO" in lines[-1])
+    if len(gpus) > 1 and processes < len(gpus) and zero_chosen:
         lines.append(f"note: ZeRO shards over processes, one per GPU: start the run with `torchrun --nproc_per_node "
                      f"{len(gpus)}` or `accelerate launch`; this process alone ({processes}) would use one GPU")
     return "\n".join(lines)

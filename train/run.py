@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 
@@ -15,8 +16,10 @@ from pydantic import ValidationError
 
 from corpus.config import ConfigError, format_validation_error
 from corpus.io import atomic_write_text
-from train.backend import TrainResult, load_backend
+from train.backend import TrainError, TrainResult, load_backend
 from train.config import TrainConfig
+
+log = logging.getLogger("train")
 
 
 def run(cfg: TrainConfig) -> TrainResult:
@@ -30,9 +33,15 @@ def run(cfg: TrainConfig) -> TrainResult:
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, f"options of method {cfg.method!r}",
                                                   f"the {cfg.method} options in README.md")) from None
-    from train.hf import preflight
+    from train import memory
+    from train.hf import device, preflight
 
     preflight(cfg)
+    if cfg.model and device(cfg) == "cuda":
+        report = memory.preflight_report(cfg)
+        log.info("%s", report)
+        if cfg.memory_check and not memory.fits(cfg):
+            raise TrainError(f"{report}\n(memory_check: false runs it anyway)")
     started = time.time()
     result = backend.train(cfg, options)
     manifest = {"config": cfg.model_dump(), "options": options.model_dump(), "metrics": result.metrics,
