@@ -314,3 +314,63 @@ def test_chat_template_prefix_check(tmp_path: Path):
     tok.chat_template = ("{% for m in messages %}{% if m.role == 'assistant' and not loop.last %}[past]"
                          "{% else %}{{ m.role }}: {{ m.content }}\n{% endif %}{% endfor %}")
     assert not prefix_preserving(tok)
+
+
+def test_moe_routers_are_frozen_by_default(tmp_path: Path):
+    from transformers import MixtralConfig, MixtralForCausalLM
+
+    from train.hf import load_causal_lm
+
+    MixtralForCausalLM(MixtralConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                     num_attention_heads=2, num_key_value_heads=2, num_local_experts=4,
+                                     num_experts_per_tok=2)).save_pretrained(tmp_path / "moe")
+    cfg = TrainConfig(method="sft", model=str(tmp_path / "moe"), output=str(tmp_path / "o"), data=["x"])
+    frozen = {n for n, p in load_causal_lm(cfg).named_parameters() if not p.requires_grad}
+    assert frozen == {"model.layers.0.mlp.gate.weight", "model.layers.1.mlp.gate.weight"}
+    unfrozen = load_causal_lm(cfg.model_copy(update={"freeze_router": False}))
+    assert all(p.requires_grad for p in unfrozen.parameters())
+
+
+def test_mlm_pretraining_from_scratch(tmp_path: Path):
+    from transformers import AutoModelForMaskedLM
+
+    data = tmp_path / "text.jsonl"
+    data.write_text("".join(json.dumps({"text": r["text"]}) + "\n" for r in read_jsonl(SAMPLE / "web_en.jsonl")[:150]))
+    result = run(TrainConfig(method="pretrain", data=[str(data)],
+                             options={"objective": "mlm", "vocab_size": 600, "hidden_size": 64, "layers": 2,
+                                      "heads": 2}, **common(tmp_path)))
+    m = result.metrics
+    assert m["loss_last"] < m["loss_first"] - 0.4, m
+    assert AutoModelForMaskedLM.from_pretrained(result.output).config.model_type == "bert"
+
+
+def test_early_stopping_overfitting_warning_and_tensorboard(tmp_path: Path, caplog):
+    """Memorising 16 examples at a high learning rate: validation loss on other examples climbs, the overfitting
+    warning fires, early stopping ends the run before max_steps, and TensorBoard has the curves. Gradient
+    checkpointing rides along."""
+    import logging
+
+    records = read_jsonl(DATA / "self_instruct.jsonl")
+    train_file, eval_file = tmp_path / "train.jsonl", tmp_path / "eval.jsonl"
+    train_file.write_text("".join(json.dumps(r) + "\n" for r in records[:16]))
+    eval_file.write_text("".join(json.dumps(r) + "\n" for r in records[200:240]))
+    model = tiny(tmp_path / "base", texts_of(DATA / "self_instruct.jsonl", "instruction", "output"))
+    with caplog.at_level(logging.WARNING, logger="train"):
+        result = run(TrainConfig(method="sft", model=str(model), data=[str(train_file)], eval_data=[str(eval_file)],
+                                 early_stopping_patience=3, eval_steps=5, gradient_checkpointing=True,
+                                 **common(tmp_path, max_steps=300, learning_rate=5e-3, report_to=["tensorboard"])))
+    assert result.metrics["steps"] < 300  # stopped early
+    assert "overfitting" in caplog.text
+    assert list(result.output.rglob("events.out.tfevents.*"))
+
+
+def test_dora_adapters_and_rank_auto(tmp_path: Path):
+    from train import PeftSettings
+
+    assert [PeftSettings().resolved_rank(n) for n in (999, 1000, 4999, 5000, 19999, 20000)] == [8, 16, 16, 32, 32, 64]
+    data = DATA / "self_instruct.jsonl"
+    model = tiny(tmp_path / "base", texts_of(data, "instruction", "output"))
+    result = run(TrainConfig(method="sft", model=str(model), data=[str(data)], peft={"method": "dora"},
+                             **common(tmp_path, max_steps=2)))
+    adapter = json.loads((result.output / "adapter_config.json").read_text())
+    assert adapter["use_dora"] is True and adapter["r"] == 8  # under 1k samples

@@ -1,13 +1,37 @@
-"""Evaluation during training: a fixed, small subset of an evalsuite suite run on the live model every N
-steps, its metrics logged beside the loss (TensorBoard, `trainer_state.json`, `train.json`'s history)."""
+"""Callbacks added to every run: the overfitting warning, and evaluation during training (a fixed, small
+subset of an evalsuite suite run on the live model every N steps, its metrics logged beside the loss in
+TensorBoard and `trainer_state.json`)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from transformers import TrainerCallback
 
 from train.config import EvalDuringTraining
+
+log = logging.getLogger("train")
+
+
+class OverfittingWarning(TrainerCallback):
+    """Warns (once) when validation loss has risen at two evaluations in a row while training loss fell."""
+
+    def __init__(self):
+        self.evals: list[float] = []
+        self.warned = False
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if metrics and "eval_loss" in metrics:
+            self.evals.append(float(metrics["eval_loss"]))
+        losses = [h["loss"] for h in state.log_history if "loss" in h]
+        rising = len(self.evals) >= 3 and self.evals[-1] > self.evals[-2] > self.evals[-3]
+        if rising and len(losses) >= 2 and losses[-1] < losses[0] and not self.warned:
+            self.warned = True
+            log.warning("validation loss rose at the last two evaluations (%.4g -> %.4g) while training loss fell "
+                        "(%.4g -> %.4g): the model is overfitting; fewer steps, more data or early_stopping_patience",
+                        self.evals[-3], self.evals[-1], losses[0], losses[-1])
+        return control
 
 
 class EvalSuiteCallback(TrainerCallback):

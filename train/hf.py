@@ -221,11 +221,12 @@ def fit(trainer, cfg: TrainConfig, tokenizer) -> TrainResult:
     resume = last_checkpoint(cfg.output) if cfg.resume else None
     if cfg.resume and resume is None:
         log.warning("resume: no checkpoint in %s, starting from the beginning", cfg.output)
+    from train.callbacks import EvalSuiteCallback, OverfittingWarning
+
+    trainer.add_callback(OverfittingWarning())
     if cfg.early_stopping_patience:
         trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
     if cfg.eval_suite is not None:
-        from train.callbacks import EvalSuiteCallback
-
         trainer.add_callback(EvalSuiteCallback(cfg.eval_suite, tokenizer, trainer))
     output = trainer.train(resume_from_checkpoint=resume)
     model = trainer.model
@@ -243,9 +244,6 @@ def fit(trainer, cfg: TrainConfig, tokenizer) -> TrainResult:
         metrics.update(loss_first=sum(head) / len(head), loss_last=sum(tail) / len(tail))
     if evals:
         metrics["eval_loss"] = evals[-1]
-        if len(evals) >= 3 and evals[-1] > evals[-2] > evals[-3] and len(losses) >= 2 and losses[-1] < losses[0]:
-            log.warning("validation loss rose over the last three evaluations while training loss fell: "
-                        "the model is overfitting; fewer steps or more data")
     tokens = getattr(trainer.state, "num_input_tokens_seen", 0) or 0
     if tokens and metrics["seconds"] > 0:
         metrics["tokens_per_second"] = tokens / metrics["seconds"]
