@@ -147,7 +147,7 @@ def test_formats_users_have_become_prompt_completion_and_pairs():
 
     alpaca = to_prompt_completion({"instruction": "Add.", "input": "2 and 3", "output": "5"})
     assert alpaca == [{"prompt": [{"role": "user", "content": "Add.\n\n2 and 3"}],
-                       "completion": [{"role": "assistant", "content": "5"}]}]
+                       "completion": [{"role": "assistant", "content": "5"}], "tools": None}]
     sharegpt = to_prompt_completion({"conversations": [{"from": "system", "value": "Be brief."},
                                                        {"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello"}]})
     assert [t["role"] for t in sharegpt[0]["prompt"]] == ["system", "user"]
@@ -374,3 +374,29 @@ def test_dora_adapters_and_rank_auto(tmp_path: Path):
                              **common(tmp_path, max_steps=2)))
     adapter = json.loads((result.output / "adapter_config.json").read_text())
     assert adapter["use_dora"] is True and adapter["r"] == 8  # under 1k samples
+
+
+def test_tool_schemas_are_rendered_by_the_chat_template_in_training(tmp_path: Path):
+    """A record's `tools` reach the tokenizer's chat template, the same rendering evaluation uses."""
+    from train.data import RecordError, to_prompt_completion
+    from train.hf import load_tokenizer
+
+    weather = {"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+    example = to_prompt_completion({"messages": [{"role": "user", "content": "Weather in Oslo?"},
+                                                 {"role": "assistant", "content": "get_weather(city='Oslo')"}],
+                                    "tools": [weather]})[0]
+    model_dir = tiny(tmp_path / "base", ["some text to train a tokenizer on"] * 10)
+    tok = load_tokenizer(model_dir, TrainConfig(method="sft", model=str(model_dir), output="o", data=["x"]))
+    rendered = tok.apply_chat_template(example["prompt"], tools=json.loads(example["tools"]), tokenize=False,
+                                       add_generation_prompt=True)
+    assert rendered.startswith("<|im_start|>system\n# Tools\n<tools>\n{") and '"get_weather"' in rendered
+    assert rendered.endswith("<|im_start|>user\nWeather in Oslo?<|im_end|>\n<|im_start|>assistant\n")
+    with pytest.raises(RecordError, match="field 'tools' must be a list"):
+        to_prompt_completion({"input": "x", "output": "y", "tools": {"name": "f"}})
+    data = tmp_path / "tools.jsonl"
+    data.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"Weather in city {i}?"},
+                                                     {"role": "assistant", "content": f"get_weather(city='{i}')"}],
+                                        "tools": [weather] if i % 2 else None}) + "\n" for i in range(40)))
+    result = run(TrainConfig(method="sft", model=str(model_dir), data=[str(data)], **common(tmp_path, max_steps=2)))
+    assert result.metrics["examples"] > 30 and result.metrics["rejected"] == 0

@@ -127,8 +127,28 @@ def _user_prompt(instruction: str, extra: str = "") -> list[dict]:
     return [{"role": "user", "content": f"{instruction}\n\n{extra}" if extra else instruction}]
 
 
+def _tools(record: dict) -> str | None:
+    """The record's tool schemas (a list, or a JSON string of one) as a JSON string, the form TRL renders
+    through the chat template's `tools`; None without them."""
+    tools = record.get("tools")
+    if tools is None or tools == "":
+        return None
+    if isinstance(tools, str):
+        try:
+            tools = json.loads(tools)
+        except json.JSONDecodeError as e:
+            raise RecordError(f"field 'tools' is not valid JSON ({e.msg})") from None
+    if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
+        raise RecordError("field 'tools' must be a list of tool schemas (objects)")
+    return json.dumps(tools, ensure_ascii=False)
+
+
 def to_prompt_completion(record: dict) -> list[dict]:
-    """A supervised record as `{"prompt": [turns], "completion": [assistant turn]}`."""
+    """A supervised record as `{"prompt": [turns], "completion": [assistant turn], "tools": JSON or None}`."""
+    return [{**example, "tools": _tools(record)} for example in _prompt_completion(record)]
+
+
+def _prompt_completion(record: dict) -> list[dict]:
     if "messages" in record or "conversations" in record:
         key = "messages" if "messages" in record else "conversations"
         turns = _messages(record[key], key)

@@ -16,8 +16,11 @@ from train.config import TrainConfig
 log = logging.getLogger("train")
 
 # ChatML, for tokenizers that come without a chat template: saved with the trained model, so evaluation
-# (`evalsuite run --apply-chat-template`) prompts it exactly as training rendered its data
+# (`evalsuite run --apply-chat-template`) prompts it exactly as training rendered its data. Tool schemas, when a
+# record has them, go first, as JSON inside <tools>...</tools>, as Qwen's templates put them
 DEFAULT_CHAT_TEMPLATE = (
+    "{% if tools %}{{ '<|im_start|>system\n# Tools\n<tools>\n' }}{% for tool in tools %}{{ tool | tojson }}{{ '\n' }}"
+    "{% endfor %}{{ '</tools><|im_end|>\n' }}{% endif %}"
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
