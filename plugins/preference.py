@@ -58,6 +58,28 @@ class KTOOptions(BaseModel):
     undesirable_weight: float = Field(1.0, gt=0)
 
 
+def preference_examples(cfg: TrainConfig, convert, tokenizer):
+    """(train, eval, loaded): the converted examples of `cfg.data` (and `cfg.eval_data`), those whose prompt
+    leaves too little room for the reply rejected, the rejects written to the output folder."""
+    from train import data as formats
+    from train import hf
+
+    loaded = formats.load(cfg.data, convert)
+    loaded.reject_where(hf.long_prompt(tokenizer, cfg.max_length))
+    held_out = None
+    if cfg.eval_data:
+        held = formats.load(cfg.eval_data, convert)
+        held.reject_where(hf.long_prompt(tokenizer, cfg.max_length))
+        held_out = held.examples
+    train_set, eval_set = hf.split(loaded.examples, cfg, held_out)
+    if not train_set:
+        raise TrainError(f"no usable examples in {cfg.data} ({len(loaded.rejects)} rejected; see rejects.jsonl)")
+    loaded.write_rejects(Path(cfg.output))
+    if loaded.rejects:
+        log.warning("%d records rejected; see %s/rejects.jsonl", len(loaded.rejects), cfg.output)
+    return train_set, eval_set, loaded
+
+
 class PreferenceBackend(Backend):
     """A TRL preference trainer on converted records; subclasses name the trainer and its settings."""
 
@@ -74,17 +96,9 @@ class PreferenceBackend(Backend):
         from train import data as formats
         from train import hf
 
-        convert = getattr(formats, self.converter)
-        loaded = formats.load(cfg.data, convert)
-        held_out = formats.load(cfg.eval_data, convert).examples if cfg.eval_data else None
-        train_set, eval_set = hf.split(loaded.examples, cfg, held_out)
-        if not train_set:
-            raise TrainError(f"no usable {self.name} examples in {cfg.data} ({len(loaded.rejects)} rejected)")
-        loaded.write_rejects(Path(cfg.output))
-        if loaded.rejects:
-            log.warning("%d records fit no format; see %s/rejects.jsonl", len(loaded.rejects), cfg.output)
-        config_class, trainer_class, extra = self.trainer_parts(options)
         tokenizer = hf.load_tokenizer(cfg.model, cfg)
+        train_set, eval_set, loaded = preference_examples(cfg, getattr(formats, self.converter), tokenizer)
+        config_class, trainer_class, extra = self.trainer_parts(options)
         lr = self.default_lr * (10 if cfg.peft is not None else 1)
         args = hf.trl_args(cfg, config_class, lr, bool(eval_set), max_length=cfg.max_length, **extra)
         model = hf.load_causal_lm(cfg)

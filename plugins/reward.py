@@ -4,11 +4,10 @@ pairs where it scores the chosen reply above the rejected one."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import BaseModel, ConfigDict, Field
 
-from train.backend import Backend, TrainError, TrainResult
+from plugins.preference import preference_examples
+from train.backend import Backend, TrainResult
 from train.config import TrainConfig
 
 
@@ -48,13 +47,8 @@ class RewardBackend(Backend):
         from train import data as formats
         from train import hf
 
-        loaded = formats.load(cfg.data, formats.to_preference)
-        held_out = formats.load(cfg.eval_data, formats.to_preference).examples if cfg.eval_data else None
-        train_set, eval_set = hf.split(loaded.examples, cfg, held_out)
-        if not train_set:
-            raise TrainError(f"no usable preference pairs in {cfg.data} ({len(loaded.rejects)} rejected)")
-        loaded.write_rejects(Path(cfg.output))
         tokenizer = hf.load_tokenizer(cfg.model, cfg)
+        train_set, eval_set, loaded = preference_examples(cfg, formats.to_preference, tokenizer)
         model = AutoModelForSequenceClassification.from_pretrained(cfg.model, num_labels=1,
                                                                    trust_remote_code=cfg.trust_remote_code)
         model.config.pad_token_id = tokenizer.pad_token_id

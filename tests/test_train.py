@@ -400,3 +400,15 @@ def test_tool_schemas_are_rendered_by_the_chat_template_in_training(tmp_path: Pa
                                         "tools": [weather] if i % 2 else None}) + "\n" for i in range(40)))
     result = run(TrainConfig(method="sft", model=str(model_dir), data=[str(data)], **common(tmp_path, max_steps=2)))
     assert result.metrics["examples"] > 30 and result.metrics["rejected"] == 0
+
+
+def test_pairs_whose_prompt_fills_max_length_are_rejected(tmp_path: Path):
+    """TRL's ORPO does not truncate prompts: without this rule a long prompt overruns the model's positions."""
+    data = DATA / "hh_rlhf.jsonl"
+    model = tiny(tmp_path / "base", texts_of(data, "prompt", "chosen", "rejected"))
+    result = run(TrainConfig(method="orpo", model=str(model), data=[str(data)], eval_fraction=0.0,
+                             **common(tmp_path, max_steps=2, batch_size=4, max_length=96)))
+    rejects = read_jsonl(result.output / "rejects.jsonl")
+    assert rejects and all("leaving too little for the reply" in r["reason"] for r in rejects)
+    assert result.metrics["examples"] + len(rejects) == len(read_jsonl(data))
+    assert {r["line"] for r in rejects} <= set(range(1, len(read_jsonl(data)) + 1))

@@ -39,6 +39,19 @@ class Loaded:
 
     examples: list[dict] = field(default_factory=list)
     rejects: list[dict] = field(default_factory=list)
+    origins: list[tuple[str, int]] = field(default_factory=list)  # (file, line) of each example
+
+    def reject_where(self, reason_of) -> None:
+        """Move the examples for which `reason_of(example)` gives a reason (not None) to the rejects."""
+        kept, origins = [], []
+        for example, (file, line) in zip(self.examples, self.origins):
+            reason = reason_of(example)
+            if reason is None:
+                kept.append(example)
+                origins.append((file, line))
+            else:
+                self.rejects.append({"file": file, "line": line, "reason": reason})
+        self.examples, self.origins = kept, origins
 
     def write_rejects(self, folder: Path) -> None:
         if self.rejects:
@@ -91,7 +104,9 @@ def load(paths: list[str], convert) -> Loaded:
             try:
                 if isinstance(record, str):
                     raise RecordError(record)
-                out.examples += convert(record)
+                examples = convert(record)
+                out.examples += examples
+                out.origins += [(str(path), n)] * len(examples)
             except RecordError as e:
                 out.rejects.append({"file": str(path), "line": n, "reason": str(e)})
     return out

@@ -155,6 +155,19 @@ def freeze(model, cfg: TrainConfig) -> None:
                 param.requires_grad = False
 
 
+def long_prompt(tokenizer, max_length: int):
+    """A reject rule for preference examples: a prompt that leaves less than a quarter of `max_length` for the
+    reply. Trainers would otherwise truncate the replies to nothing (DPO, KTO keep the start) or overrun the
+    model's positions (TRL's experimental ORPO and CPO do not truncate prompts)."""
+    def reason(example: dict) -> str | None:
+        n = len(tokenizer.apply_chat_template(example["prompt"], tokenize=True, add_generation_prompt=True,
+                                              return_dict=False))
+        if n > max_length * 3 // 4:
+            return f"the prompt takes {n} of max_length {max_length} tokens, leaving too little for the reply"
+        return None
+    return reason
+
+
 def split(examples: list[dict], cfg: TrainConfig, held_out: list[dict] | None = None) -> tuple[list[dict], list[dict]]:
     """(train, eval): `held_out` when given, else the examples whose content hash falls in the lowest
     `eval_fraction` (deterministic, and stable when examples are added or reordered)."""
