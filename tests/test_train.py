@@ -106,9 +106,9 @@ def test_config_errors_name_the_option(tmp_path: Path):
         run(TrainConfig(method="ppo", output=str(tmp_path / "o"), data=["x"]))
     with pytest.raises(ConfigError, match="options of method 'dpo': bta: unknown option"):
         run(TrainConfig(method="dpo", output=str(tmp_path / "o"), data=["x"], options={"bta": 0.1}))
-    with pytest.raises(TrainError, match="precision: bf16 needs a GPU"):
+    with pytest.raises(TrainError, match="precision: fp16 needs a GPU"):
         run(TrainConfig(method="sft", model=str(tmp_path), output=str(tmp_path / "o"),
-                        data=[str(DATA / "self_instruct.jsonl")], precision="bf16", device="cpu"))
+                        data=[str(DATA / "self_instruct.jsonl")], precision="fp16", device="cpu"))
 
 
 def test_third_party_plugin_package_trains_through_the_registry(tmp_path: Path, monkeypatch):

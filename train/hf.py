@@ -35,11 +35,14 @@ def device(cfg: TrainConfig) -> str:
 
 
 def precision_flags(cfg: TrainConfig) -> dict[str, bool]:
+    """The trainer's bf16/fp16 flags. `auto` is bf16 on a GPU that has it and fp32 on a CPU: the same figures
+    on every CPU (TRL's own configs default to bf16 everywhere; CPUs with AMX or AVX512-BF16 run it faster,
+    so `precision: bf16` is allowed on a CPU too). fp16 needs a GPU."""
     import torch
 
     on_gpu = device(cfg) == "cuda"
-    if cfg.precision in ("bf16", "fp16") and not on_gpu:
-        raise TrainError(f"precision: {cfg.precision} needs a GPU; on CPU use fp32 (or auto)")
+    if cfg.precision == "fp16" and not on_gpu:
+        raise TrainError("precision: fp16 needs a GPU; on CPU use fp32, auto, or bf16")
     if cfg.precision == "auto":
         return {"bf16": on_gpu and torch.cuda.is_bf16_supported(), "fp16": False}
     return {"bf16": cfg.precision == "bf16", "fp16": cfg.precision == "fp16"}
@@ -229,6 +232,20 @@ def last_checkpoint(output: str) -> str | None:
     return str(max(folders, key=lambda p: int(p.name.split("-")[-1]))) if folders else None
 
 
+def _tokens_trained(trainer) -> float:
+    """Tokens the run went through, for trainers that do not count them (TRL's ORPO and CPO build their own
+    batches): the mean tokenized length of a training example times the examples the steps consumed."""
+    dataset = trainer.train_dataset
+    columns = [c for c in getattr(dataset, "column_names", None) or [] if c.endswith("input_ids")]
+    if not columns or not len(dataset):
+        return 0.0
+    sample = dataset.select(range(min(len(dataset), 1000)))
+    per_example = sum(len(ids) for c in columns for ids in sample[c]) / len(sample)
+    args = trainer.args
+    consumed = trainer.state.global_step * args.per_device_train_batch_size * args.gradient_accumulation_steps
+    return per_example * consumed * max(1, args.world_size)
+
+
 def fit(trainer, cfg: TrainConfig, tokenizer) -> TrainResult:
     """Train (from the newest checkpoint with `cfg.resume`), save the model and tokenizer to `cfg.output`
     (LoRA merged into the weights with `peft.merge`), and return the run's figures."""
@@ -260,7 +277,7 @@ def fit(trainer, cfg: TrainConfig, tokenizer) -> TrainResult:
         metrics.update(loss_first=sum(head) / len(head), loss_last=sum(tail) / len(tail))
     if evals:
         metrics["eval_loss"] = evals[-1]
-    tokens = getattr(trainer.state, "num_input_tokens_seen", 0) or 0
+    tokens = getattr(trainer.state, "num_input_tokens_seen", 0) or _tokens_trained(trainer)
     if tokens and metrics["seconds"] > 0:
         metrics["tokens_per_second"] = tokens / metrics["seconds"]
     return TrainResult(Path(cfg.output), {k: v for k, v in metrics.items() if math.isfinite(v)})
