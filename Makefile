@@ -48,6 +48,7 @@ bench: install-dev
 	$(BIN)/python benchmarks/dedup.py
 	$(BIN)/python benchmarks/bench_pii.py
 	$(BIN)/python benchmarks/bench_evalsuite.py
+	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/pip install -q -c constraints.txt "alt-profanity-check==1.9.1"  # benchmark only: it pins scikit-learn
 	$(BIN)/python benchmarks/bench_toxicity.py
 
