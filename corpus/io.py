@@ -159,3 +159,16 @@ class RecordSink:
             self._raw.close()
         os.replace(self.tmp_path, self.path)
         self.count = 0
+
+
+def package_versions(names: list[str]) -> dict[str, str]:
+    """{name: version} of the installed distributions among `names` (missing ones left out), for manifests."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in names:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from corpus.io import atomic_write_text
+from corpus.io import atomic_write_text, package_versions
 from evalsuite.registry import RunRecord, default_registry, register
 
 HERE = Path(__file__).resolve().parent
@@ -329,15 +329,9 @@ def task_data_files(suite: Suite, task_dir: Path) -> list[Path]:
 def library_versions() -> dict[str, str]:
     """Versions of what decides the figures: Python and the evaluation stack."""
     import platform
-    from importlib.metadata import PackageNotFoundError, version
 
-    found = {"python": platform.python_version()}
-    for name in ("corpusloop", "lm_eval", "torch", "transformers", "peft", "tokenizers", "datasets", "numpy"):
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    return found
+    return {"python": platform.python_version(), **package_versions(
+        ["corpusloop", "lm_eval", "torch", "transformers", "peft", "tokenizers", "datasets", "numpy"])}
 
 
 def repeat_spread(repeats: list[dict]) -> dict[str, dict[str, dict[str, float]]]:

@@ -10,16 +10,12 @@ template, as SFT and evaluation render it. The answer reaches the reward functio
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from train.backend import Backend, TrainError, TrainResult
 from train.config import TrainConfig
-
-log = logging.getLogger("train")
 
 
 class RLOptions(BaseModel):
@@ -78,15 +74,7 @@ def prompt_sets(cfg: TrainConfig, options: RLOptions, tokenizer):
                                       f"{options.max_completion_length} it exceeds max_length {cfg.max_length}")
         return [{"prompt": prompt, "answer": None if answer is None else str(answer)}]
 
-    loaded = formats.load(cfg.data, convert)
-    held_out = formats.load(cfg.eval_data, convert).examples if cfg.eval_data else None
-    train_set, eval_set = hf.split(loaded.examples, cfg, held_out)
-    if not train_set:
-        raise TrainError(f"no usable prompts in {cfg.data} ({len(loaded.rejects)} rejected)")
-    loaded.write_rejects(Path(cfg.output))
-    if loaded.rejects:
-        log.warning("%d records were not usable prompts; see %s/rejects.jsonl", len(loaded.rejects), cfg.output)
-    return train_set, eval_set, loaded
+    return hf.prepare_examples(cfg, convert)
 
 
 def check_batch(cfg: TrainConfig, options: RLOptions, has_eval: bool) -> None:

@@ -15,15 +15,10 @@ label}` or `{messages, label}` records, or pairs split into a desirable and an u
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
-
 from pydantic import BaseModel, ConfigDict, Field
 
-from train.backend import Backend, TrainError, TrainResult
+from train.backend import Backend, TrainResult
 from train.config import TrainConfig
-
-log = logging.getLogger("train")
 
 
 class DPOOptions(BaseModel):
@@ -59,25 +54,10 @@ class KTOOptions(BaseModel):
 
 
 def preference_examples(cfg: TrainConfig, convert, tokenizer):
-    """(train, eval, loaded): the converted examples of `cfg.data` (and `cfg.eval_data`), those whose prompt
-    leaves too little room for the reply rejected, the rejects written to the output folder."""
-    from train import data as formats
+    """(train, eval, loaded) of `cfg`, rejecting examples whose prompt leaves too little room for the reply."""
     from train import hf
 
-    loaded = formats.load(cfg.data, convert)
-    loaded.reject_where(hf.long_prompt(tokenizer, cfg.max_length))
-    held_out = None
-    if cfg.eval_data:
-        held = formats.load(cfg.eval_data, convert)
-        held.reject_where(hf.long_prompt(tokenizer, cfg.max_length))
-        held_out = held.examples
-    train_set, eval_set = hf.split(loaded.examples, cfg, held_out)
-    if not train_set:
-        raise TrainError(f"no usable examples in {cfg.data} ({len(loaded.rejects)} rejected; see rejects.jsonl)")
-    loaded.write_rejects(Path(cfg.output))
-    if loaded.rejects:
-        log.warning("%d records rejected; see %s/rejects.jsonl", len(loaded.rejects), cfg.output)
-    return train_set, eval_set, loaded
+    return hf.prepare_examples(cfg, convert, hf.long_prompt(tokenizer, cfg.max_length))
 
 
 class PreferenceBackend(Backend):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -40,3 +42,25 @@ def run_cli(*args: str, timeout: int = 600, **kwargs) -> subprocess.CompletedPro
     env = dict(os.environ, LOGURU_LEVEL="WARNING")
     return subprocess.run([sys.executable, "-m", "corpus.cli", *args], capture_output=True, text=True, check=False,
                           timeout=timeout, env=env, cwd=ROOT, **kwargs)
+
+
+@contextmanager
+def chromium_page(path: Path):
+    """The local file `path` open in headless Chromium (the system binary, through playwright); after the
+    block, checks that the page raised no script error and requested nothing but local files."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    errors, requests = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--disable-quic"])
+        page = browser.new_page()
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(path.as_uri())
+        yield page
+        browser.close()
+    assert errors == []
+    assert all(u.startswith("file://") for u in requests)

@@ -1,5 +1,4 @@
 import hashlib
-import shutil
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
@@ -7,6 +6,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from conftest import chromium_page
 from evalsuite.cli import app
 from evalsuite.dashboard import DashboardError, drift_table, latest_regressions, render_dashboard, write_dashboard
 from evalsuite.registry import RunRecord, register
@@ -165,22 +165,11 @@ def test_cli_writes_the_page_and_prints_the_regression(registry: Path, tmp_path:
 
 @pytest.mark.slow
 def test_headless_chromium_draws_every_chart(registry: Path, tmp_path: Path):
-    from playwright.sync_api import sync_playwright
-
     page_file = write_dashboard(registry, tmp_path / "dashboard.html")
     series = drift_table(registry)
     n_points = sum(len(s.points) for s in series)
     n_regressions = sum(p.regression for s in series for p in s.points)
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-quic"])
-        page = browser.new_page()
-        errors, requests = [], []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("request", lambda r: requests.append(r.url))
-        page.goto(page_file.as_uri())
+    with chromium_page(page_file) as page:
         charts = page.locator("svg[data-metric]")
         assert charts.count() == len(series)
         drawn = page.eval_on_selector_all("svg[data-metric]", "els => els.map(e => [e.dataset.task, e.dataset.metric,"
@@ -201,7 +190,4 @@ def test_headless_chromium_draws_every_chart(registry: Path, tmp_path: Path):
         assert ODD_RUN in page.locator("#runs").inner_text()
         assert "REGRESSION" in page.locator("#latest").inner_text()
         page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
-        browser.close()
-    assert errors == []
-    assert all(u.startswith("file://") for u in requests)
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000

@@ -171,6 +171,30 @@ def long_prompt(tokenizer, max_length: int):
     return reason
 
 
+def prepare_examples(cfg: TrainConfig, convert, reject_rule=None) -> tuple[list[dict], list[dict], object]:
+    """(train, eval, loaded): the converted examples of `cfg.data` (and `cfg.eval_data`), minus those
+    `reject_rule(example) -> reason | None` turns away, split; the rejects written to the output folder.
+    A run with nothing left to train on stops here."""
+    from train import data as formats
+
+    loaded = formats.load(cfg.data, convert)
+    held_out = None
+    if cfg.eval_data:
+        held = formats.load(cfg.eval_data, convert)
+        if reject_rule is not None:
+            held.reject_where(reject_rule)
+        held_out = held.examples
+    if reject_rule is not None:
+        loaded.reject_where(reject_rule)
+    train, evaluation = split(loaded.examples, cfg, held_out)
+    if not train:
+        raise TrainError(f"no usable examples in {cfg.data} ({len(loaded.rejects)} rejected; see rejects.jsonl)")
+    loaded.write_rejects(Path(cfg.output))
+    if loaded.rejects:
+        log.warning("%d records rejected; see %s/rejects.jsonl", len(loaded.rejects), cfg.output)
+    return train, evaluation, loaded
+
+
 def split(examples: list[dict], cfg: TrainConfig, held_out: list[dict] | None = None) -> tuple[list[dict], list[dict]]:
     """(train, eval): `held_out` when given, else the examples whose content hash falls in the lowest
     `eval_fraction` (deterministic, and stable when examples are added or reordered)."""

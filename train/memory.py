@@ -561,18 +561,11 @@ def _on_this_machine(cfg: TrainConfig) -> tuple[TrainConfig, ModelShape, list[in
     return cfg, params, gpus, ram
 
 
-def fits(cfg: TrainConfig) -> bool:
-    """Whether `cfg` as configured is estimated to fit this machine (True without a starting model)."""
+def preflight(cfg: TrainConfig) -> tuple[bool, str]:
+    """(whether `cfg` as configured is estimated to fit this machine, the report of what fits), from one
+    reading of the model's config."""
     if not cfg.model:
-        return True
-    cfg, params, gpus, ram = _on_this_machine(cfg)
-    return estimate(cfg, params, gpus, ram).fits
-
-
-def preflight_report(cfg: TrainConfig) -> str:
-    """The memory estimate of `cfg` on this machine and what fits, as text to print or log."""
-    if not cfg.model:
-        return f"memory preflight: {cfg.method} without a starting model builds its own; not estimated"
+        return True, f"memory preflight: {cfg.method} without a starting model builds its own; not estimated"
     cfg, params, gpus, ram = _on_this_machine(cfg)
     lines = recommend(cfg, params, gpus, ram)
     processes = int(os.environ.get("WORLD_SIZE", "1"))
@@ -580,4 +573,9 @@ def preflight_report(cfg: TrainConfig) -> str:
     if len(gpus) > 1 and processes < len(gpus) and zero_chosen:
         lines.append(f"note: ZeRO shards over processes, one per GPU: start the run with `torchrun --nproc_per_node "
                      f"{len(gpus)}` or `accelerate launch`; this process alone ({processes}) would use one GPU")
-    return "\n".join(lines)
+    return estimate(cfg, params, gpus, ram).fits, "\n".join(lines)
+
+
+def preflight_report(cfg: TrainConfig) -> str:
+    """The memory estimate of `cfg` on this machine and what fits, as text to print or log."""
+    return preflight(cfg)[1]

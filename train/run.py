@@ -15,7 +15,7 @@ import time
 from pydantic import ValidationError
 
 from corpus.config import ConfigError, format_validation_error
-from corpus.io import atomic_write_text
+from corpus.io import atomic_write_text, package_versions
 from train.backend import TrainError, TrainResult, load_backend
 from train.config import TrainConfig
 
@@ -38,25 +38,15 @@ def run(cfg: TrainConfig) -> TrainResult:
 
     preflight(cfg)
     if cfg.model and device(cfg) == "cuda":
-        report = memory.preflight_report(cfg)
+        fits, report = memory.preflight(cfg)
         log.info("%s", report)
-        if cfg.memory_check and not memory.fits(cfg):
+        if cfg.memory_check and not fits:
             raise TrainError(f"{report}\n(memory_check: false runs it anyway)")
     started = time.time()
     result = backend.train(cfg, options)
     manifest = {"config": cfg.model_dump(), "options": options.model_dump(), "metrics": result.metrics,
-                "started": started, "seconds": round(time.time() - started, 3), "versions": _versions()}
+                "started": started, "seconds": round(time.time() - started, 3), "versions": package_versions(
+                    ["corpusloop", "torch", "transformers", "trl", "peft", "accelerate", "deepspeed", "datasets"])}
     atomic_write_text(result.output / "train.json", json.dumps(manifest, indent=2, ensure_ascii=False))
     return result
 
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for name in ("corpusloop", "torch", "transformers", "trl", "peft", "accelerate", "deepspeed", "datasets"):
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    return found
