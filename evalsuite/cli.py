@@ -1,10 +1,11 @@
-"""The `evalsuite` command line: run, list, runs, compare, dashboard and serve."""
+"""The `evalsuite` command line: run, bfcl, list, runs, compare, dashboard and serve."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
+import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -58,6 +59,45 @@ def run(
                     registry=str(registry) if registry else None, lineage={k: v for k, _, v in pairs},
                     repeats=repeats, apply_chat_template=apply_chat_template, cache=str(cache) if cache else None,
                     tokenizer=str(tokenizer) if tokenizer else None, served_model=served_model)
+    try:
+        result = run_suite(cfg)
+    except EvalError as e:
+        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    console.print((result.output / "summary.md").read_text(encoding="utf-8"), highlight=False, soft_wrap=True)
+    console.print(f"run folder: {result.output}", highlight=False)
+
+
+@app.command()
+def bfcl(
+    directory: Path = typer.Argument(..., help="Folder of BFCL question files (BFCL_v4_<category>.json) with their "
+                                     "possible_answer/ folder."),
+    model: str = typer.Option(..., "--model", help="Local chat model folder, OpenAI-compatible chat endpoint "
+                              "URL, or a scripted reference agent (scripted:oracle reads the answer files)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Run folder (results.json, samples/, run.json)."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Cases per run (a quick look)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:0, ..."),
+    registry: Path | None = typer.Option(None, "--registry", help="Run registry file (default: registry.sqlite "
+                                            "beside the run folder)."),
+) -> None:
+    """Score a directory of BFCL-format questions with BFCL's AST rules (single-turn categories), as a run."""
+    from evalsuite.run import EvalError, RunConfig
+    from evalsuite.run import run as run_suite
+    from evalsuite.slots.bfcl import SUPPORTED, UNSUPPORTED
+
+    present = sorted(p.name.removeprefix("BFCL_v4_").removesuffix(".json") for p in directory.glob("BFCL_v4_*.json"))
+    for category in present:
+        if category in UNSUPPORTED:
+            err.print(f"skipped {category}: {UNSUPPORTED[category]}", highlight=False, soft_wrap=True)
+    if not set(present) & set(SUPPORTED):
+        err.print(f"[bold red]error:[/] {directory}: no BFCL question files of the supported categories "
+                  f"({', '.join(SUPPORTED)})", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+    output.mkdir(parents=True, exist_ok=True)
+    suite = output / "suite.yaml"
+    suite.write_text(yaml.safe_dump({"name": "bfcl", "tasks": [f"bfcl:{directory.resolve()}"]}), encoding="utf-8")
+    cfg = RunConfig(model=model, suite=str(suite), output=str(output), limit=limit, device=device,
+                    registry=str(registry) if registry else None)
     try:
         result = run_suite(cfg)
     except EvalError as e:

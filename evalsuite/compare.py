@@ -11,7 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # metrics where lower is better; every other metric is taken as higher-is-better
-LOWER_IS_BETTER = ("perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte", "ter", "loss")
+LOWER_IS_BETTER = ("perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte", "ter", "loss",
+                   # slot benchmarks
+                   "attack_success_rate", "structure_spread", "structure_std", "tokens_per_case",
+                   "model_seconds_per_case", "tool_call_ms")
 
 
 class ResultsError(ValueError):

@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -149,11 +150,17 @@ def _local_model(cfg: RunConfig):
     if adapter.is_file():  # a PEFT adapter: its base model, with the adapter applied
         base = json.loads(adapter.read_text())["base_model_name_or_path"]
         lm = HFLM(pretrained=base, peft=str(folder), **kwargs)
-        fp = fingerprint_of_adapter(folder, Path(base))
     else:
         lm = HFLM(pretrained=str(folder), **kwargs)
-        fp = model_fingerprint(folder)
-    return lm, ModelInfo(fp, getattr(lm.tokenizer, "chat_template", None))
+    return lm, ModelInfo(local_fingerprint(folder), getattr(lm.tokenizer, "chat_template", None))
+
+
+def local_fingerprint(folder: Path) -> str:
+    """The weights fingerprint of a model folder, or of a PEFT adapter folder together with its base model."""
+    adapter = folder / "adapter_config.json"
+    if adapter.is_file():
+        return fingerprint_of_adapter(folder, Path(json.loads(adapter.read_text())["base_model_name_or_path"]))
+    return model_fingerprint(folder)
 
 
 def check_model_folder(path: str) -> Path:
@@ -184,20 +191,8 @@ def _endpoint_model(cfg: RunConfig):
     """lm-eval's `local-completions` (or `local-chat-completions` for a `/chat/completions` URL) against an
     OpenAI-compatible server; the tokenizer is the server's own when it exposes `/tokenize` (vLLM and
     `evalsuite serve` do), else `cfg.tokenizer` (a local folder)."""
-    import requests
-
     base, url, chat = endpoint_url(cfg.model)
-    headers = {"Authorization": f"Bearer {os.environ['OPENAI_API_KEY']}"} if os.environ.get("OPENAI_API_KEY") else {}
-    try:
-        listing = requests.get(f"{base}/models", headers=headers, timeout=30)
-        listing.raise_for_status()
-        served = listing.json().get("data") or []
-    except (requests.RequestException, ValueError) as e:
-        raise EvalError(f"endpoint {base}: cannot list its models ({e})") from None
-    entry = next((m for m in served if m.get("id") == cfg.served_model), None) if cfg.served_model else (
-        served[0] if served else None)
-    if entry is None:
-        raise EvalError(f"endpoint {base} serves {[m.get('id') for m in served]}, not {cfg.served_model!r}")
+    entry = served_entry(cfg)
     kwargs = {"base_url": url, "model": entry["id"], "max_retries": 3, "seed": cfg.seed, "timeout": 600,
               # requests per HTTP call; "auto" (a local GPU's memory probe) means nothing to a server
               "batch_size": cfg.batch_size if isinstance(cfg.batch_size, int) else 8}
@@ -226,6 +221,25 @@ def _endpoint_model(cfg: RunConfig):
     return lm, ModelInfo(entry.get("fingerprint"), served_as=entry["id"])
 
 
+def served_entry(cfg: RunConfig) -> dict:
+    """The endpoint's `/v1/models` entry for the model under test (`cfg.served_model`, or the first listed)."""
+    import requests
+
+    base = endpoint_url(cfg.model)[0]
+    headers = {"Authorization": f"Bearer {os.environ['OPENAI_API_KEY']}"} if os.environ.get("OPENAI_API_KEY") else {}
+    try:
+        listing = requests.get(f"{base}/models", headers=headers, timeout=30)
+        listing.raise_for_status()
+        served = listing.json().get("data") or []
+    except (requests.RequestException, ValueError) as e:
+        raise EvalError(f"endpoint {base}: cannot list its models ({e})") from None
+    entry = next((m for m in served if m.get("id") == cfg.served_model), None) if cfg.served_model else (
+        served[0] if served else None)
+    if entry is None:
+        raise EvalError(f"endpoint {base} serves {[m.get('id') for m in served]}, not {cfg.served_model!r}")
+    return entry
+
+
 def is_endpoint(model: str) -> bool:
     return model.startswith(("http://", "https://"))
 
@@ -242,21 +256,81 @@ def _json_default(value):
 
 def run(cfg: RunConfig) -> RunResult:
     """Run the suite and write the run folder; offline unless HF_HUB_OFFLINE is set to 0 by the user."""
+    from evalsuite.slots.task import SCRIPTED, is_slot_task
+
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     suite = load_suite(cfg.suite)
-    if not is_endpoint(cfg.model):
+    slot_tasks = [t for t in suite.tasks if is_slot_task(t)]
+    lm_tasks = [t for t in suite.tasks if t not in slot_tasks]
+    scripted = cfg.model.startswith(SCRIPTED)
+    if scripted and lm_tasks:
+        raise EvalError(f"{cfg.model} is a scripted reference agent: it answers slot tasks only, not {lm_tasks[0]!r}")
+    if not is_endpoint(cfg.model) and not scripted:
         check_model_folder(cfg.model)  # before lm-eval spends seconds indexing its tasks
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
+    task_dir = materialise_tasks(out / "tasks")
+    started = time.perf_counter()
+    if lm_tasks:
+        results, info, cached, repeats = _lm_eval(cfg, lm_tasks, task_dir)
+    else:
+        results, info, cached, repeats = {"results": {}}, _model_info(cfg), None, []
+    samples = results.pop("samples", {})
+    core = centred_core(results["results"], samples)
+    if core:
+        results["results"]["core"] = core
+    slot_files = []
+    if slot_tasks:
+        agent = _slot_agent(cfg)
+        info.chat_template = info.chat_template or getattr(agent, "chat_template", None)
+        for task in slot_tasks:
+            found, samples[task], files = _slot_task(cfg, task, agent, out)
+            results["results"].update(found)
+            slot_files += files
+    seconds = time.perf_counter() - started
+    (out / "samples").mkdir(exist_ok=True)
+    for task, rows in samples.items():  # slot task names can be paths (slots:<file>, bfcl:<folder>)
+        name = re.sub(r"[^\w.-]+", "_", task)
+        with open(out / "samples" / f"{name}.jsonl", "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(row, default=_json_default, ensure_ascii=False) + "\n" for row in rows)
+    atomic_write_text(out / "results.json", json.dumps(results, indent=2, default=_json_default, ensure_ascii=False))
+    metrics = {task: {k: v for k, v in values.items() if isinstance(v, (int, float)) and "_stderr" not in k
+                      and k not in ("sample_len", "tasks")} for task, values in results["results"].items()}
+    template = info.chat_template if cfg.apply_chat_template or slot_tasks else None
+    manifest = {
+        "config": asdict(cfg), "suite": asdict(suite), "seconds": round(seconds, 3),
+        "model_fingerprint": info.fingerprint, "served_model": info.served_as,
+        "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest() if template else None,
+        "batch_size": results.get("config", {}).get("batch_size"),
+        "task_fingerprints": {name: fingerprint([task_dir / f"{name}.yaml"]) for name in lm_tasks
+                              if (task_dir / f"{name}.yaml").is_file()},
+        "data_fingerprints": {**{p.name: fingerprint([p]) for p in task_data_files(lm_tasks, task_dir)},
+                              **{str(p): fingerprint([p]) for p in slot_files}},
+        "versions": library_versions(),
+        "cache": {"hits": cached.hits, "misses": cached.misses} if cached is not None else None,
+        "repeats": repeat_spread(repeats) if len(repeats) > 1 else None,
+    }
+    atomic_write_text(out / "run.json", json.dumps(manifest, indent=2, default=_json_default))
+    atomic_write_text(out / "summary.md", summary_markdown(suite, cfg, results["results"], seconds))
+    atomic_write_text(out / "summary.html", summary_html(suite, cfg, results["results"], seconds))
+    record = RunRecord(run_id=out.resolve().name, created=time.time(), output=str(out.resolve()), model=cfg.model,
+                       model_fingerprint=info.fingerprint or "", suite=suite.name, seconds=round(seconds, 3),
+                       lineage=dict(cfg.lineage))
+    register(cfg.registry or default_registry(out), record, results["results"])
+    return RunResult(out, metrics, seconds)
+
+
+def _lm_eval(cfg: RunConfig, tasks: list[str], task_dir: Path):
+    """lm-eval's tasks of the suite: (results, model info, answer cache or None, each repeat's results)."""
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
-    task_dir = materialise_tasks(out / "tasks")
     manager = TaskManager(include_path=str(task_dir))
-    unknown = [t for t in suite.tasks if t not in manager.all_tasks]
+    unknown = [t for t in tasks if t not in manager.all_tasks]
     if unknown:
-        raise EvalError(f"unknown task {unknown[0]!r} in suite {suite.name!r}; built-in: {', '.join(builtin_tasks())}")
+        raise EvalError(f"unknown task {unknown[0]!r} in suite {cfg.suite!r}; built-in: "
+                        f"{', '.join([*builtin_tasks(), 'cl_slots', 'cl_bfcl'])}")
     model, info = _model(cfg)
     template = info.chat_template if cfg.apply_chat_template else None
     cached = None
@@ -269,11 +343,10 @@ def run(cfg: RunConfig) -> RunResult:
         else:
             log.warning("answer cache off: endpoint %s reports no weights fingerprint, so cached answers could "
                         "belong to other weights", cfg.model)
-    started = time.perf_counter()
 
     def evaluate() -> dict:
         try:
-            return simple_evaluate(model=model, tasks=suite.tasks, task_manager=manager, limit=cfg.limit,
+            return simple_evaluate(model=model, tasks=tasks, task_manager=manager, limit=cfg.limit,
                                    log_samples=True, random_seed=cfg.seed, numpy_random_seed=cfg.seed,
                                    torch_random_seed=cfg.seed, fewshot_random_seed=cfg.seed,
                                    apply_chat_template=cfg.apply_chat_template)
@@ -281,47 +354,46 @@ def run(cfg: RunConfig) -> RunResult:
             raise EvalError(f"{cfg.model}: {e}") from None
 
     results = evaluate()
-    seconds = time.perf_counter() - started
     # the same evaluation again: on GPUs batched kernels are not bit-exact, so figures can move between runs
     repeats = [results["results"]] + [evaluate()["results"] for _ in range(cfg.repeats - 1)]
     if cached is not None:
         cached.close()
-    samples = results.pop("samples", {})
-    core = centred_core(results["results"], samples)
-    if core:
-        results["results"]["core"] = core
-    (out / "samples").mkdir(exist_ok=True)
-    for task, rows in samples.items():
-        with open(out / "samples" / f"{task}.jsonl", "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(row, default=_json_default, ensure_ascii=False) + "\n" for row in rows)
-    atomic_write_text(out / "results.json", json.dumps(results, indent=2, default=_json_default, ensure_ascii=False))
-    metrics = {task: {k: v for k, v in values.items() if isinstance(v, (int, float)) and "_stderr" not in k
-                      and k not in ("sample_len", "tasks")} for task, values in results["results"].items()}
-    manifest = {
-        "config": asdict(cfg), "suite": asdict(suite), "seconds": round(seconds, 3),
-        "model_fingerprint": info.fingerprint, "served_model": info.served_as,
-        "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest() if template else None,
-        "batch_size": results.get("config", {}).get("batch_size"),
-        "task_fingerprints": {name: fingerprint([task_dir / f"{name}.yaml"]) for name in suite.tasks
-                              if (task_dir / f"{name}.yaml").is_file()},
-        "data_fingerprints": {p.name: fingerprint([p]) for p in task_data_files(suite, task_dir)},
-        "versions": library_versions(),
-        "cache": {"hits": cached.hits, "misses": cached.misses} if cached is not None else None,
-        "repeats": repeat_spread(repeats) if cfg.repeats > 1 else None,
-    }
-    atomic_write_text(out / "run.json", json.dumps(manifest, indent=2, default=_json_default))
-    atomic_write_text(out / "summary.md", summary_markdown(suite, cfg, results["results"], seconds))
-    atomic_write_text(out / "summary.html", summary_html(suite, cfg, results["results"], seconds))
-    record = RunRecord(run_id=out.resolve().name, created=time.time(), output=str(out.resolve()), model=cfg.model,
-                       model_fingerprint=info.fingerprint or "", suite=suite.name, seconds=round(seconds, 3),
-                       lineage=dict(cfg.lineage))
-    register(cfg.registry or default_registry(out), record, results["results"])
-    return RunResult(out, metrics, seconds)
+    return results, info, cached, repeats
 
 
-def task_data_files(suite: Suite, task_dir: Path) -> list[Path]:
-    """The shipped data files the suite's built-in tasks read."""
-    text = "".join((task_dir / f"{t}.yaml").read_text(encoding="utf-8") for t in suite.tasks
+def _model_info(cfg: RunConfig) -> ModelInfo:
+    """The model's identity when lm-eval does not load it (suites of slot tasks only)."""
+    if is_endpoint(cfg.model):
+        entry = served_entry(cfg)
+        return ModelInfo(entry.get("fingerprint"), served_as=entry["id"])
+    if cfg.model.startswith("scripted:"):
+        return ModelInfo(None, served_as=cfg.model)
+    return ModelInfo(local_fingerprint(Path(cfg.model)))
+
+
+def _slot_agent(cfg: RunConfig):
+    from evalsuite.slots.task import SlotTaskError, load_agent
+
+    try:
+        return load_agent(cfg.model, device=cfg.device, trust_remote_code=cfg.trust_remote_code, seed=cfg.seed,
+                          served_model=cfg.served_model)
+    except SlotTaskError as e:
+        raise EvalError(str(e)) from None
+
+
+def _slot_task(cfg: RunConfig, task: str, agent, out: Path):
+    """A slot task of the suite; `repeats` are its trials (pass^k)."""
+    from evalsuite.slots.task import SlotTaskError, run_slot_task
+
+    try:
+        return run_slot_task(task, agent, repeats=cfg.repeats, limit=cfg.limit, workdir=out)
+    except SlotTaskError as e:
+        raise EvalError(f"suite {cfg.suite!r}: task {task!r}: {e}") from None
+
+
+def task_data_files(tasks: list[str], task_dir: Path) -> list[Path]:
+    """The shipped data files the built-in lm-eval tasks read."""
+    text = "".join((task_dir / f"{t}.yaml").read_text(encoding="utf-8") for t in tasks
                    if (task_dir / f"{t}.yaml").is_file())
     return [p for p in sorted((TASKS_DIR / "data").glob("*.jsonl")) if str(p) in text]
 

@@ -9,7 +9,9 @@ Routes:
     GET  /v1/models             the served model, with its weights fingerprint
     POST /v1/completions        prompt as text, token ids or a list of either; max_tokens, temperature,
                                 seed, stop, echo, logprobs (top-k per position)
-    POST /v1/chat/completions   messages rendered with the model's chat template
+    POST /v1/chat/completions   messages rendered with the model's chat template; with `tools` (and
+                                `tool_choice` "auto" or "none"), tool calls parsed out of the reply and
+                                returned as `message.tool_calls`
     GET  /tokenizer_info, POST /tokenize, POST /detokenize
                                 the tokenizer, as vLLM exposes it (lm-eval's `remote` tokenizer backend)
     GET  /health
@@ -25,11 +27,21 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from evalsuite.slots.cases import ToolCall
+from evalsuite.slots.parsing import parse_tool_calls, render_tool_calls
+
 MAX_BODY_BYTES = 64 << 20
+# markers chat templates close an assistant turn with, when it is not the EOS token itself (ChatML, Llama 3,
+# Gemma, Phi-3, Command R); a model whose tokenizer has no such special token still writes them as text
+END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<end_of_turn>", "<|end|>", "<|END_OF_TURN_TOKEN|>")
+TOOL_INSTRUCTION = ("You can call these tools (JSON Schema definitions, one per line):\n{tools}\n\n"
+                    'To call a tool, reply with <tool_call>{{"name": <tool name>, "arguments": <JSON object>}}'
+                    "</tool_call>, one per call; the results come back in the next turn. Otherwise answer in text.")
 
 
 class RequestError(ValueError):
@@ -75,11 +87,48 @@ class LocalModel:
     def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
         return self.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"]
 
-    def chat_ids(self, messages: list[dict]) -> list[int]:
+    def chat_ids(self, messages: list[dict], tools: list[dict] | None = None) -> list[int]:
+        """The prompt for the assistant's next turn: `messages` (chat dicts, tool-call arguments as dicts) and the
+        offered `tools` (OpenAI format) rendered with the chat template. A template that ignores tools gets them
+        in a system instruction asking for `<tool_call>` markup; past tool calls a template cannot render go into
+        the assistant's content as that markup."""
         if not self.tokenizer.chat_template:
             raise RequestError(f"model {self.name} has no chat template; use /v1/completions")
-        return list(self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
-                                                       return_dict=False))
+        if not self.renders_tool_calls:
+            messages = [_calls_as_markup(m) for m in messages]
+        text = self._render(messages, tools)
+        if tools and text == self._render(messages, None):
+            text = self._render(_with_tool_instruction(messages, tools), None)
+        return self.encode(text)
+
+    def _render(self, messages: list[dict], tools: list[dict] | None, add_generation_prompt: bool = True) -> str:
+        return self.tokenizer.apply_chat_template(messages, tools=tools or None, tokenize=False,
+                                                  add_generation_prompt=add_generation_prompt)
+
+    @cached_property
+    def renders_tool_calls(self) -> bool:
+        """Whether the chat template writes out an assistant turn's tool calls (many templates drop them)."""
+        from jinja2 import TemplateError
+
+        probe = [{"role": "user", "content": "?"}, {"role": "assistant", "content": "", "tool_calls": [
+            {"id": "call00000", "type": "function", "function": {"name": "probe_tool_7f3a", "arguments": {"x": 1}}}]}]
+        try:
+            return "probe_tool_7f3a" in self._render(probe, None, add_generation_prompt=False)
+        except TemplateError:  # a template that refuses tool calls renders none
+            return False
+
+    @cached_property
+    def end_of_turn(self) -> list[str]:
+        """Stop strings that close an assistant turn: the end-of-turn markers the chat template writes (the EOS
+        token stops generation anyway)."""
+        template = str(self.tokenizer.chat_template or "")
+        return [m for m in END_OF_TURN if m in template and m != self.tokenizer.eos_token]
+
+    def chat(self, messages: list[dict], tools: list[dict] | None = None, max_tokens: int = 256,
+             temperature: float = 0.0, seed: int = 0, stop: list[str] | None = None) -> Completion:
+        """The assistant's next turn (see `chat_ids`), ending where the turn ends."""
+        return self.complete(self.chat_ids(messages, tools), max_tokens, temperature, seed,
+                             [*(stop or []), *self.end_of_turn])
 
     def _logits(self, ids: list[int]):
         torch = self._torch
@@ -212,22 +261,104 @@ def completions(model: LocalModel, body: dict) -> dict:
                       "total_tokens": prompt_tokens + completion_tokens}}
 
 
+def _messages(body: dict) -> list[dict]:
+    """The request's messages as the chat template takes them: tool-call arguments decoded from JSON strings."""
+    messages = body.get("messages")
+    malformed = "'messages' must be a non-empty list of {role, content} objects with string content"
+    if not isinstance(messages, list) or not messages:
+        raise RequestError(malformed)
+    out = []
+    for index, m in enumerate(messages):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+            raise RequestError(malformed)
+        calls = m.get("tool_calls") or []
+        if not isinstance(m.get("content"), str) and not (m.get("content") is None and calls):
+            raise RequestError(malformed)  # null content is for assistant turns that only call tools
+        if not isinstance(calls, list):
+            raise RequestError(f"messages[{index}].tool_calls must be a list")
+        message = {"role": m["role"], "content": m.get("content") or ""}
+        if calls:
+            message["tool_calls"] = [_incoming_call(call, index) for call in calls]
+        message.update({k: m[k] for k in ("tool_call_id", "name") if isinstance(m.get(k), str)})
+        out.append(message)
+    return out
+
+
+def _incoming_call(call, index: int) -> dict:
+    function = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        raise RequestError(f"messages[{index}].tool_calls: each call needs a function with a name")
+    arguments = function.get("arguments") or "{}"
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except json.JSONDecodeError:
+            raise RequestError(f"messages[{index}].tool_calls: the arguments of {function['name']!r} are not "
+                               "valid JSON") from None
+    if not isinstance(arguments, dict):
+        raise RequestError(f"messages[{index}].tool_calls: the arguments of {function['name']!r} must be an object")
+    out = {"type": "function", "function": {"name": function["name"], "arguments": arguments}}
+    if isinstance(call.get("id"), str):
+        out["id"] = call["id"]
+    return out
+
+
+def _tools(body: dict) -> list[dict] | None:
+    """The offered tools; none when there are none or `tool_choice` is "none" (the model then sees no tools)."""
+    tools, choice = body.get("tools") or None, body.get("tool_choice") or "auto"
+    if choice not in ("auto", "none"):
+        raise RequestError("'tool_choice' must be \"auto\" or \"none\" (this server cannot force a call)")
+    if tools is not None and (not isinstance(tools, list) or not all(
+            isinstance(t, dict) and t.get("type") == "function" and isinstance(t.get("function"), dict)
+            and isinstance(t["function"].get("name"), str) for t in tools)):
+        raise RequestError("'tools' must be a list of {\"type\": \"function\", \"function\": {name, description, "
+                           "parameters}} objects")
+    return None if choice == "none" else tools
+
+
 def chat_completions(model: LocalModel, body: dict) -> dict:
     """The response to POST /v1/chat/completions (one choice)."""
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages or not all(
-            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-            for m in messages):
-        raise RequestError("'messages' must be a non-empty list of {role, content} objects with string content")
+    messages, tools = _messages(body), _tools(body)
     max_tokens = _number(body, "max_completion_tokens", None, int) or _number(body, "max_tokens", 256, int)
-    c = model.complete(model.chat_ids(messages), max_tokens=max_tokens, temperature=_number(body, "temperature", 0.0),
-                       seed=_number(body, "seed", 0, int), stop=_stop(body))
+    c = model.chat(messages, tools, max_tokens=max_tokens, temperature=_number(body, "temperature", 0.0),
+                   seed=_number(body, "seed", 0, int), stop=_stop(body))
+    message: dict = {"role": "assistant", "content": c.text}
+    finish_reason = c.finish_reason
+    if tools:
+        text, calls = parse_tool_calls(c.text, {t["function"]["name"] for t in tools})
+        if calls:
+            message = {"role": "assistant", "content": text or None, "tool_calls": [
+                {"id": f"call_{i}", "type": "function",
+                 "function": {"name": call.name, "arguments": json.dumps(call.arguments, ensure_ascii=False)}}
+                for i, call in enumerate(calls)]}
+            finish_reason = "tool_calls"
     return {"id": f"chatcmpl-{time.time_ns()}", "object": "chat.completion", "created": int(time.time()),
             "model": model.name,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": c.text},
-                         "finish_reason": c.finish_reason}],
+            "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
             "usage": {"prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
                       "total_tokens": c.prompt_tokens + c.completion_tokens}}
+
+
+def _calls_as_markup(message: dict) -> dict:
+    """An assistant message with its tool calls moved into the content as `<tool_call>` markup."""
+    calls = message.get("tool_calls")
+    if not calls:
+        return message
+    markup = render_tool_calls([ToolCall(name=c["function"]["name"], arguments=c["function"]["arguments"])
+                                for c in calls])
+    content = message.get("content") or ""
+    return {**{k: v for k, v in message.items() if k != "tool_calls"},
+            "content": f"{content}\n{markup}" if content else markup}
+
+
+def _with_tool_instruction(messages: list[dict], tools: list[dict]) -> list[dict]:
+    """`messages` with the tools and how to call them stated in the system message (prepended if none)."""
+    instruction = TOOL_INSTRUCTION.format(tools="\n".join(json.dumps(t, ensure_ascii=False) for t in tools))
+    if messages and messages[0]["role"] == "system":
+        first = messages[0]
+        return [{**first, "content": f"{first['content']}\n\n{instruction}" if first["content"] else instruction},
+                *messages[1:]]
+    return [{"role": "system", "content": instruction}, *messages]
 
 
 def _handler(model: LocalModel, api_key: str | None):

@@ -3,7 +3,8 @@
     python -m evalsuite.slots.tools_server [--store FILE]
 
 Tools: `calculate` (arithmetic, parsed safely, never `eval`), `convert_units` (length, mass, temperature),
-`kv_set` / `kv_get` / `kv_delete` (a key-value store in a JSON file, empty unless `--store` names one),
+`kv_set` / `kv_get` / `kv_delete` (a key-value store in the JSON file `--store` names, read on every call;
+in memory without one),
 `get_weather` and `list_events` (fixed fixtures: the same answer every time, so scores are reproducible).
 """
 
@@ -67,12 +68,17 @@ def build_server(store: Path | None = None) -> MCPServer:
     """The tool server; `store` is the key-value store's JSON file (created on first write)."""
     app = MCPServer("corpusloop-slot-tools", instructions="Deterministic tools for the evalsuite slot benchmarks.",
                     log_level="ERROR")
-    data: dict[str, str] = json.loads(store.read_text()) if store and store.is_file() else {}
+    memory: dict[str, str] = {}
 
-    def save() -> None:
+    # the store is re-read on every call, so the harness can reset it between cases by rewriting the file
+    # (restarting the server per case would cost about a second each)
+    def load() -> dict[str, str]:
+        return json.loads(store.read_text(encoding="utf-8")) if store and store.is_file() else memory
+
+    def save(data: dict[str, str]) -> None:
         if store:
             tmp = store.with_suffix(".tmp")
-            tmp.write_text(json.dumps(data, sort_keys=True))
+            tmp.write_text(json.dumps(data, sort_keys=True), encoding="utf-8")
             tmp.replace(store)
 
     @app.tool(name="calculate")
@@ -95,20 +101,22 @@ def build_server(store: Path | None = None) -> MCPServer:
     @app.tool()
     def kv_set(key: str, value: str) -> str:
         """Store `value` under `key`."""
+        data = load()
         data[key] = value
-        save()
+        save(data)
         return "ok"
 
     @app.tool()
     def kv_get(key: str) -> str:
         """The value stored under `key` (an empty string when there is none)."""
-        return data.get(key, "")
+        return load().get(key, "")
 
     @app.tool()
     def kv_delete(key: str) -> bool:
         """Delete `key`; whether it existed."""
+        data = load()
         existed = data.pop(key, None) is not None
-        save()
+        save(data)
         return existed
 
     @app.tool()
