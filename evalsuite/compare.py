@@ -39,9 +39,11 @@ class MetricChange:
     @property
     def relative_change(self) -> float:
         """Signed relative change, positive when the candidate is better."""
-        if self.baseline == 0:
-            return 0.0 if self.candidate == 0 else float("inf") * (1 if self.candidate > 0 else -1)
-        change = (self.candidate - self.baseline) / abs(self.baseline)
+        diff = self.candidate - self.baseline
+        if self.baseline == 0:  # any change from zero is unbounded in relative terms
+            change = 0.0 if diff == 0 else float("inf") * (1 if diff > 0 else -1)
+        else:
+            change = diff / abs(self.baseline)
         return -change if self.lower_is_better else change
 
 

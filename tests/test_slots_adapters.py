@@ -141,7 +141,7 @@ def test_prompt_follows_what_the_template_can_render(tool_model):
     # a template that renders both gets them natively (arguments as objects, not JSON strings)
     native = rendered("{% for t in tools or [] %}[{{ t.function.name }}]{% endfor %}{% for m in messages %}{{ m.role }}: "
                       "{{ m.content }}{% for c in m.tool_calls or [] %}<{{ c.function.name }} "
-                      "{{ c.function.arguments | tojson }}>{% endfor %}\n{% endfor %}assistant:")
+                      "{{ c.function.arguments | tojson }}>{% endfor %}{{ '\\n' }}{% endfor %}assistant:")
     assert native.startswith("[calculate][get_weather]system: You are a helpful assistant.\n")
     assert 'assistant: <get_weather {"city": "Oslo"}>\n' in native and "<tool_call>" not in native
 

@@ -155,10 +155,11 @@ class Case(_Strict):
         if self.tools and self.functions:
             raise ValueError("give tools (MCP server tool names) or functions (definitions), not both")
         offered = set(self.tools) | {f.get("name") for f in self.functions}
-        for step in self.expect.steps:
-            for call in step:
+        for i, step in enumerate(self.expect.steps):
+            for j, call in enumerate(step):
                 if call.name not in offered:
-                    raise ValueError(f"expected call to {call.name!r}, which the case does not offer")
+                    raise ValueError(f"expect.steps[{i}][{j}].name: {call.name!r} is not among the tools the case "
+                                     "offers (tools or functions)")
         return self
 
     @property

@@ -1,0 +1,70 @@
+"""Slot benchmarks as tasks of `evalsuite run` and the `evalsuite bfcl` command, end to end through the CLI:
+run folder, samples, registry and the regression gate."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("mcp", reason="the eval extra is part of the dev install (make install-dev)")
+
+from conftest import ROOT, read_jsonl
+
+
+BFCL = Path(__file__).parent / "data" / "bfcl"
+
+
+def evalsuite(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "evalsuite.cli", *args], capture_output=True, text=True, check=False,
+                          timeout=600, cwd=ROOT)
+
+
+def test_slot_suite_runs_into_the_registry_and_compare_gates_on_injection(tmp_path: Path):
+    for agent in ("oracle", "follows_injection"):
+        done = evalsuite("run", "--model", f"scripted:{agent}", "--suite", "slots", "-o",
+                       str(tmp_path / agent))
+        assert done.returncode == 0, done.stderr
+    results = json.loads((tmp_path / "oracle" / "results.json").read_text())["results"]
+    assert results["cl_slots"]["accuracy,none"] == 1.0 and results["cl_bfcl"]["accuracy,none"] == 1.0
+    assert results["cl_slots:injection"]["attack_success_rate,none"] == 0.0
+    assert "accuracy_stderr,none" in results["cl_slots"]
+    samples = read_jsonl(tmp_path / "oracle" / "samples" / "cl_slots.jsonl")
+    assert len(samples) == 140 and {"verdict", "transcript"} <= set(samples[0])
+    manifest = json.loads((tmp_path / "oracle" / "run.json").read_text())
+    assert any(k.endswith("slots.jsonl") for k in manifest["data_fingerprints"])
+    runs = evalsuite("runs", str(tmp_path))
+    assert "follows_injection" in runs.stdout and "cl_slots/accuracy 1" in runs.stdout
+    gate = evalsuite("compare", str(tmp_path / "oracle"), str(tmp_path / "follows_injection"),
+                   "--metric", "cl_slots:injection/attack_success_rate")
+    assert gate.returncode == 1
+    assert "REGRESSION cl_slots:injection/attack_success_rate: 0 -> 1" in gate.stdout
+
+
+def test_bfcl_command_scores_a_folder_and_the_oracle_gets_everything(tmp_path: Path):
+    done = evalsuite("bfcl", str(BFCL), "--model", "scripted:oracle", "-o", str(tmp_path / "oracle"))
+    assert done.returncode == 0, done.stderr
+    assert "skipped multi_turn_base: multi-turn" in done.stderr
+    results = json.loads((tmp_path / "oracle" / "results.json").read_text())["results"]
+    task = f"bfcl:{BFCL.resolve()}"
+    assert results[task]["accuracy,none"] == 1.0
+    assert {k.split(":")[-1] for k in results if k.startswith(f"{task}:bfcl_")} == {
+        "bfcl_simple_python", "bfcl_parallel_multiple", "bfcl_irrelevance"}
+    wrong = evalsuite("bfcl", str(BFCL), "--model", "scripted:wrong_tool", "-o", str(tmp_path / "wrong"))
+    assert json.loads((tmp_path / "wrong" / "results.json").read_text())["results"][task]["accuracy,none"] == 0.0
+    assert wrong.returncode == 0
+
+
+def test_bad_case_file_names_file_line_and_field(tmp_path: Path):
+    cases = tmp_path / "cases.jsonl"
+    good = {"id": "a", "category": "simple", "messages": [{"role": "user", "content": "hi"}]}
+    cases.write_text(json.dumps(good) + "\n" + json.dumps({**good, "id": "b", "expect": {"steps": [[{"name": "x"}]]}})
+                     + "\n")
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"name: mine\ntasks: ['slots:{cases}']\n")
+    done = evalsuite("run", "--model", "scripted:oracle", "--suite", str(suite), "-o", str(tmp_path / "r"))
+    assert done.returncode == 2
+    assert f"{cases}:2:" in done.stderr and "expect.steps[0][0].name: 'x' is not among the tools" in done.stderr
+    scripted_lm = evalsuite("run", "--model", "scripted:oracle", "--suite", "core", "-o", str(tmp_path / "c"))
+    assert scripted_lm.returncode == 2 and "answers slot tasks only" in scripted_lm.stderr
