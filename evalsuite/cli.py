@@ -45,8 +45,10 @@ def run(
                                           "folder with the served model's tokenizer."),
     served_model: str | None = typer.Option(None, "--served-model", help="Endpoints serving several models: "
                                             "which one (default: the first listed)."),
+    max_new_tokens: int = typer.Option(256, "--max-new-tokens", min=1, help="Slot tasks: the longest reply per "
+                                       "model turn."),
 ) -> None:
-    """Run a suite of lm-evaluation-harness tasks against a model, offline."""
+    """Run a suite of evaluation tasks (lm-evaluation-harness tasks and MCP slot benchmarks) against a model."""
     from evalsuite.run import EvalError, RunConfig
     from evalsuite.run import run as run_suite
 
@@ -58,7 +60,8 @@ def run(
                     batch_size=int(batch_size) if batch_size.isdigit() else batch_size, trust_remote_code=trust_remote_code,
                     registry=str(registry) if registry else None, lineage={k: v for k, _, v in pairs},
                     repeats=repeats, apply_chat_template=apply_chat_template, cache=str(cache) if cache else None,
-                    tokenizer=str(tokenizer) if tokenizer else None, served_model=served_model)
+                    tokenizer=str(tokenizer) if tokenizer else None, served_model=served_model,
+                    max_new_tokens=max_new_tokens)
     try:
         result = run_suite(cfg)
     except EvalError as e:
@@ -77,6 +80,7 @@ def bfcl(
     output: Path = typer.Option(..., "--output", "-o", help="Run folder (results.json, samples/, run.json)."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Cases per run (a quick look)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:0, ..."),
+    max_new_tokens: int = typer.Option(256, "--max-new-tokens", min=1, help="The longest reply of the model."),
     registry: Path | None = typer.Option(None, "--registry", help="Run registry file (default: registry.sqlite "
                                             "beside the run folder)."),
 ) -> None:
@@ -97,7 +101,7 @@ def bfcl(
     suite = output / "suite.yaml"
     suite.write_text(yaml.safe_dump({"name": "bfcl", "tasks": [f"bfcl:{directory.resolve()}"]}), encoding="utf-8")
     cfg = RunConfig(model=model, suite=str(suite), output=str(output), limit=limit, device=device,
-                    registry=str(registry) if registry else None)
+                    registry=str(registry) if registry else None, max_new_tokens=max_new_tokens)
     try:
         result = run_suite(cfg)
     except EvalError as e:

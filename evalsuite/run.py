@@ -67,6 +67,7 @@ class RunConfig:
     cache: str | None = None  # answer cache (SQLite) keyed by weights fingerprint, chat template and request
     tokenizer: str | None = None  # endpoints without /tokenize: a local folder with the served model's tokenizer
     served_model: str | None = None  # endpoints serving several models: which one (default: the first listed)
+    max_new_tokens: int = 256  # slot tasks: the longest reply per model turn
 
 
 @dataclass
@@ -376,18 +377,19 @@ def _slot_agent(cfg: RunConfig):
 
     try:
         return load_agent(cfg.model, device=cfg.device, trust_remote_code=cfg.trust_remote_code, seed=cfg.seed,
-                          served_model=cfg.served_model)
+                          served_model=cfg.served_model, max_new_tokens=cfg.max_new_tokens)
     except SlotTaskError as e:
         raise EvalError(str(e)) from None
 
 
 def _slot_task(cfg: RunConfig, task: str, agent, out: Path):
     """A slot task of the suite; `repeats` are its trials (pass^k)."""
+    from evalsuite.slots.adapters import EndpointError
     from evalsuite.slots.task import SlotTaskError, run_slot_task
 
     try:
         return run_slot_task(task, agent, repeats=cfg.repeats, limit=cfg.limit, workdir=out)
-    except SlotTaskError as e:
+    except (SlotTaskError, EndpointError) as e:
         raise EvalError(f"suite {cfg.suite!r}: task {task!r}: {e}") from None
 
 

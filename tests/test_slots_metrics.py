@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("mcp", reason="the eval extra is part of the dev install (make install-dev)")
 
 from evalsuite.slots.agent import Reply
-from evalsuite.slots.cases import load_cases
+from evalsuite.slots.cases import ToolCall, load_cases
 from evalsuite.slots.generate import DATA, build, dump_cases
 from evalsuite.slots.metrics import pass_hat_k
 from evalsuite.slots.reference import REFERENCE_AGENTS, OracleAgent
@@ -147,3 +147,20 @@ def test_oracle_scores_the_bfcl_slice_perfectly():
     corrupt = evaluate(cases, REFERENCE_AGENTS["corrupt_args"](), progress=False)[0]
     assert corrupt["bfcl_simple_python"]["argument_accuracy"] == 0.0
     assert corrupt["bfcl_irrelevance"]["accuracy"] == 1.0
+
+
+def test_a_tool_the_case_does_not_offer_is_refused_without_running():
+    class Overreaching:
+        name = "overreaching"
+
+        def respond(self, case, messages, tools):
+            if messages[-1].role == "tool":
+                return Reply(text="Done.")
+            return Reply(calls=[ToolCall(name="kv_delete", arguments={"key": "wifi"})])
+
+    case = next(c for c in CASES if c.id == "weather-oslo/plain")  # offers get_weather and convert_units
+    metrics, rows = evaluate([case], Overreaching(), progress=False)
+    transcript = rows[0]["transcript"]
+    assert transcript["messages"][-2]["content"] == "error: no tool named 'kv_delete' is available"
+    assert transcript["tool_seconds"] == []  # nothing reached the server
+    assert metrics["overall"]["tool_selection"] == 0.0

@@ -12,7 +12,6 @@ pytest.importorskip("mcp", reason="the eval extra is part of the dev install (ma
 
 from conftest import ROOT, read_jsonl
 
-
 BFCL = Path(__file__).parent / "data" / "bfcl"
 
 
@@ -68,3 +67,30 @@ def test_bad_case_file_names_file_line_and_field(tmp_path: Path):
     assert f"{cases}:2:" in done.stderr and "expect.steps[0][0].name: 'x' is not among the tools" in done.stderr
     scripted_lm = evalsuite("run", "--model", "scripted:oracle", "--suite", "core", "-o", str(tmp_path / "c"))
     assert scripted_lm.returncode == 2 and "answers slot tasks only" in scripted_lm.stderr
+
+
+def test_tiny_local_model_end_to_end_against_the_stdio_server(tool_model: Path, tmp_path: Path):
+    """A tiny chat model, trained to call get_weather, runs a case through `evalsuite run`: its call goes to the
+    real MCP server over stdio and the server's answer comes back into the tool slot for its final answer."""
+    case = {"id": "oslo", "category": "simple", "task": "oslo",
+            "messages": [{"role": "system", "content": "You are a helpful assistant."},
+                         {"role": "user", "content": "What is the weather in Oslo?"}],
+            "tools": ["calculate", "get_weather"],
+            "expect": {"steps": [[{"name": "get_weather", "arguments": {"city": {"any_of": ["Oslo"]}}}]],
+                       "answer": {"contains_any": ["snowing"]}}}
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text(json.dumps(case) + "\n")
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"name: tiny\ntasks: ['slots:{cases}']\n")
+    from evalsuite.serve import serving
+
+    with serving(tool_model) as url:  # the same model behind an OpenAI-compatible endpoint with native tool calls
+        for name, model in (("local", str(tool_model)), ("served", f"{url}/chat/completions")):
+            done = evalsuite("run", "--model", model, "--suite", str(suite), "-o", str(tmp_path / name),
+                             "--max-new-tokens", "64")  # the tiny model's context is 512 tokens
+            assert done.returncode == 0, done.stderr
+            oslo = read_jsonl(next((tmp_path / name / "samples").glob("*.jsonl")))[0]
+            assert oslo["verdict"]["passed"], oslo["verdict"]["reason"]
+            tool_turn = next(m for m in oslo["transcript"]["messages"] if m["role"] == "tool")
+            assert tool_turn["content"] == '{"condition": "snow", "temp_c": -3}'  # what the MCP server answered
+            assert oslo["transcript"]["prompt_tokens"] > 0 and len(oslo["transcript"]["tool_seconds"]) == 1

@@ -67,7 +67,14 @@ class HFChatAgent:
     def respond(self, case: Case, messages: list[Message], tools: list[dict]) -> Reply:
         """The model's next turn: its text (call markup removed) and the tool calls in it."""
         start = time.perf_counter()
-        completion = self.model.chat(chat_messages(messages), tools, self.max_new_tokens, 0.0, self.seed)
+        ids = self.prompt(messages, tools)
+        room = self.model.max_length - len(ids)
+        if room <= 0:  # the conversation no longer fits: the model cannot answer, so the case fails, the run goes on
+            log.warning("case %s: the prompt (%d tokens) fills the context of %s (%d tokens)", case.id, len(ids),
+                        self.name, self.model.max_length)
+            return Reply(prompt_tokens=len(ids), seconds=time.perf_counter() - start)
+        # a long conversation gets a shorter reply rather than an error (what a serving stack would do)
+        completion = self.model.complete(ids, min(self.max_new_tokens, room), 0.0, self.seed, self.model.end_of_turn)
         text, calls = parse_tool_calls(completion.text, _tool_names(tools))
         return Reply(text=text, calls=calls, prompt_tokens=completion.prompt_tokens,
                      completion_tokens=completion.completion_tokens, seconds=time.perf_counter() - start)

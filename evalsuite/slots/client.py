@@ -91,14 +91,21 @@ class ToolServer:
         if name not in self.allow:
             raise ToolNotAllowed(f"tool {name!r} is not on the allow-list")
         result = self._run(self._session.call_tool(name, arguments))
-        parts = [getattr(c, "text", "") for c in result.content]
-        text = "".join(parts)
-        if not result.is_error and result.structured_content is not None:
-            structured = result.structured_content
-            structured = structured.get("result", structured) if isinstance(structured, dict) else structured
-            text = structured if isinstance(structured, str) else json.dumps(structured, ensure_ascii=False,
-                                                                              sort_keys=True)
-        return ToolResult(text=text, error=bool(result.is_error))
+        text = "".join(getattr(c, "text", "") for c in result.content)
+        if result.is_error:
+            return ToolResult(text=text, error=True)
+        value = result.structured_content
+        if isinstance(value, dict) and set(value) == {"result"}:  # the SDK wraps non-object results
+            value = value["result"]
+        if value is None:
+            try:
+                value = json.loads(text)
+            except ValueError:
+                return ToolResult(text=text)
+        # one compact JSON form whichever way the SDK returned it (it pretty-prints some): fewer tokens in the
+        # tool slot, and the same text for the same answer
+        return ToolResult(text=value if isinstance(value, str) else json.dumps(value, ensure_ascii=False,
+                                                                                sort_keys=True))
 
     def __exit__(self, *exc) -> None:
         if self._stop is not None:
