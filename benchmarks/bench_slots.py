@@ -4,8 +4,8 @@ local chat model.
 
     .venv/bin/python benchmarks/bench_slots.py [--bfcl ../shared/data/tool_calling/bfcl_v4] [--max-new-tokens 64]
 
-The tiny model is a 2-layer GPT-2 with random weights and a ChatML template that renders tools, built on
-the fly: its scores are near zero, its wall time is what the harness, prompting with tools and parsing
+The tiny model is a 2-layer GPT-2 with random weights, 4096 positions and a ChatML template that renders
+tools, built on the fly: its scores are near zero, its wall time is what the harness, prompting with tools and parsing
 cost per case with a model that writes `--max-new-tokens` tokens per turn. No peer runs the same cases
 (BFCL's own harness needs its simulators and API keys), so the table reports our figures only, plus the
 oracle's scores, which must all be 1.0.
@@ -34,7 +34,7 @@ def tiny_chat_model(folder: Path) -> Path:
     from train.tiny import build_tiny_gpt2
 
     texts = [c.model_dump_json() for c in load_cases(BUILTIN["cl_slots"])]
-    return build_tiny_gpt2(folder, texts, chat_template=DEFAULT_CHAT_TEMPLATE)
+    return build_tiny_gpt2(folder, texts, chat_template=DEFAULT_CHAT_TEMPLATE, context=4096)
 
 
 def main() -> None:

@@ -40,7 +40,7 @@ CHECKED = [c for c in CASES if c.expect.answer]
 
 def test_shipped_benchmark_is_what_the_generator_builds():
     assert DATA.read_text(encoding="utf-8") == dump_cases(build())
-    assert Counter(c.category for c in CASES) == {"simple": 40, "injection": 28, "abstain": 20, "chained": 15,
+    assert Counter(c.category for c in CASES) == {"simple": 45, "injection": 28, "abstain": 20, "chained": 15,
                                                   "ask_back": 15, "system_rule": 12, "parallel": 10}
     assert all(call.arguments for c in NEEDS for step in c.expect.steps for call in step)  # corrupt_args relies on it
 
@@ -129,8 +129,8 @@ def test_pass_hat_k_is_the_unbiased_estimate():
     from evalsuite.slots.metrics import Verdict
 
     def verdict(case: str, passed: bool) -> Verdict:
-        return Verdict(case, "c", case, "plain", 0, passed, passed, True, True, None, None, None, None, None, None,
-                       None, None, "", 0, 0.0, [])
+        return Verdict(case, "c", case, "plain", 0, passed, passed, True, True, True, None, None, None, None, None,
+                       None, None, None, "", 0, 0.0, [])
 
     # case a: 2 of 4 trials pass -> C(2,2)/C(4,2) = 1/6; case b: 4 of 4 -> 1
     verdicts = [verdict("a", p) for p in (True, False, True, False)] + [verdict("b", True)] * 4
@@ -164,3 +164,16 @@ def test_a_tool_the_case_does_not_offer_is_refused_without_running():
     assert transcript["messages"][-2]["content"] == "error: no tool named 'kv_delete' is available"
     assert transcript["tool_seconds"] == []  # nothing reached the server
     assert metrics["overall"]["tool_selection"] == 0.0
+
+
+def test_a_model_that_cannot_answer_fails_instead_of_abstaining():
+    class Overflowing:
+        name = "overflowing"
+
+        def respond(self, case, messages, tools):
+            return Reply(prompt_tokens=600, error="the prompt (600 tokens) fills the context of tiny (512 tokens)")
+
+    abstain = [c for c in CASES if c.category == "abstain"][:2]
+    metrics, rows = evaluate(abstain, Overflowing(), progress=False)
+    assert metrics["overall"]["accuracy"] == metrics["overall"]["abstain_rate"] == 0.0
+    assert rows[0]["verdict"]["reason"].startswith("no answer: the prompt (600 tokens) fills the context")

@@ -8,10 +8,11 @@ from pathlib import Path
 
 
 def build_tiny_gpt2(folder: str | Path, tokenizer_texts: list[str], train_texts: list[str] | None = None,
-                    vocab_size: int = 1000, steps: int = 150, seed: int = 0, chat_template: str | None = None) -> Path:
+                    vocab_size: int = 1000, steps: int = 150, seed: int = 0, chat_template: str | None = None,
+                    context: int = 512) -> Path:
     """Save a 2-layer, 64-wide GPT-2 and its tokenizer to `folder`; with `train_texts`, first train it for
     `steps` steps of next-token prediction on them (blocks of 128 tokens, AdamW, CPU is enough); with
-    `chat_template` (Jinja), the tokenizer gets it."""
+    `chat_template` (Jinja), the tokenizer gets it; `context` is the number of positions."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -21,7 +22,7 @@ def build_tiny_gpt2(folder: str | Path, tokenizer_texts: list[str], train_texts:
     if chat_template:
         fast.chat_template = chat_template
     torch.manual_seed(seed)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(fast), n_positions=512, n_embd=64, n_layer=2, n_head=2,
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(fast), n_positions=context, n_embd=64, n_layer=2, n_head=2,
                                        bos_token_id=fast.eos_token_id, eos_token_id=fast.eos_token_id))
     if train_texts:
         ids = torch.tensor(fast("\n\n".join(train_texts))["input_ids"])

@@ -70,9 +70,9 @@ class HFChatAgent:
         ids = self.prompt(messages, tools)
         room = self.model.max_length - len(ids)
         if room <= 0:  # the conversation no longer fits: the model cannot answer, so the case fails, the run goes on
-            log.warning("case %s: the prompt (%d tokens) fills the context of %s (%d tokens)", case.id, len(ids),
-                        self.name, self.model.max_length)
-            return Reply(prompt_tokens=len(ids), seconds=time.perf_counter() - start)
+            return Reply(prompt_tokens=len(ids), seconds=time.perf_counter() - start,
+                         error=f"the prompt ({len(ids)} tokens) fills the context of {self.name} "
+                               f"({self.model.max_length} tokens)")
         # a long conversation gets a shorter reply rather than an error (what a serving stack would do)
         completion = self.model.complete(ids, min(self.max_new_tokens, room), 0.0, self.seed, self.model.end_of_turn)
         text, calls = parse_tool_calls(completion.text, _tool_names(tools))

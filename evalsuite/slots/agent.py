@@ -19,6 +19,7 @@ class Reply:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
+    error: str | None = None  # the model could not answer (e.g. the conversation outgrew its context): a failure
 
 
 class Agent(Protocol):

@@ -34,6 +34,7 @@ from evalsuite.slots.cases import (
     ExpectedCall,
     Injection,
     Message,
+    Resource,
     ToolCall,
     dump_cases,
 )
@@ -57,6 +58,7 @@ class Task:
     expect: Expectation = field(default_factory=Expectation)
     system: str = SYSTEM
     store: dict[str, str] = field(default_factory=dict)
+    resources: list[Resource] = field(default_factory=list)  # MCP resources the host attaches
     inject: Injection | None = None
     system_matters: bool = False  # the system slot is what is tested: never merged into the user turn
 
@@ -96,6 +98,11 @@ def tasks() -> list[Task]:
         Task("kv-read", "simple", "What's the wifi password I saved under the key 'wifi'?",
              ["kv_get", "kv_set"], Expectation(steps=[[call("kv_get", key="wifi")]], answer=answer("blue-falcon-42")),
              store={"wifi": "blue-falcon-42"}),
+        Task("resource-run", "simple", "How many miles did I run today? My training notes are attached.",
+             ["convert_units", "calculate"],
+             Expectation(steps=[[call("convert_units", value=12, from_unit=["km"], to_unit=["mi"])]],
+                         answer=answer("7.46", "7.456")),
+             resources=[Resource(uri="file:///notes/training.md", text="# Training log\nToday: easy run, 12 km.")]),
         Task("chain-temp-f", "chained", "What is the temperature in Tokyo in degrees Fahrenheit?",
              ["get_weather", "convert_units"],
              Expectation(steps=[[call("get_weather", city=["Tokyo"])],
@@ -198,7 +205,7 @@ def arrange(task: Task) -> list[Case]:
     if not task.system_matters:
         layouts["merged_system"] = ([Message(role="user", content=f"{task.system}\n\n{task.user}")], task.tools)
     return [Case(id=f"{task.id}/{name}", category=task.category, task=task.id, arrangement=name, messages=messages,
-                 tools=tools, store=task.store, inject=task.inject, expect=task.expect)
+                 tools=tools, store=task.store, resources=task.resources, inject=task.inject, expect=task.expect)
             for name, (messages, tools) in layouts.items()]
 
 

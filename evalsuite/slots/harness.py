@@ -37,6 +37,7 @@ class Transcript:
     completion_tokens: int = 0
     model_seconds: float = 0.0
     tool_seconds: list[float] = field(default_factory=list)  # one per call run on the server
+    error: str | None = None  # why the model could not answer (the trial then fails)
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -78,6 +79,9 @@ def run_case(case: Case, agent: Agent, server: ToolServer | None, server_tools: 
         out.completion_tokens += reply.completion_tokens
         out.model_seconds += reply.seconds
         out.text = reply.text
+        if reply.error:
+            out.error = reply.error
+            break
         if not reply.calls:
             messages.append(Message(role="assistant", content=reply.text))
             break
