@@ -47,6 +47,8 @@ def run(
                                             "which one (default: the first listed)."),
     max_new_tokens: int = typer.Option(256, "--max-new-tokens", min=1, help="Slot tasks: the longest reply per "
                                        "model turn."),
+    temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="Slot tasks: sampling temperature; "
+                                      "above 0 the --repeats trials sample anew (seeded: re-runs repeat them)."),
 ) -> None:
     """Run a suite of evaluation tasks (lm-evaluation-harness tasks and MCP slot benchmarks) against a model."""
     from evalsuite.run import EvalError, RunConfig
@@ -61,7 +63,7 @@ def run(
                     registry=str(registry) if registry else None, lineage={k: v for k, _, v in pairs},
                     repeats=repeats, apply_chat_template=apply_chat_template, cache=str(cache) if cache else None,
                     tokenizer=str(tokenizer) if tokenizer else None, served_model=served_model,
-                    max_new_tokens=max_new_tokens)
+                    max_new_tokens=max_new_tokens, temperature=temperature)
     try:
         result = run_suite(cfg)
     except EvalError as e:

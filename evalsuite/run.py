@@ -68,6 +68,7 @@ class RunConfig:
     tokenizer: str | None = None  # endpoints without /tokenize: a local folder with the served model's tokenizer
     served_model: str | None = None  # endpoints serving several models: which one (default: the first listed)
     max_new_tokens: int = 256  # slot tasks: the longest reply per model turn
+    temperature: float = 0.0  # slot tasks: sampling temperature (above 0, each of `repeats` trials samples anew)
 
 
 @dataclass
@@ -377,7 +378,8 @@ def _slot_agent(cfg: RunConfig):
 
     try:
         return load_agent(cfg.model, device=cfg.device, trust_remote_code=cfg.trust_remote_code, seed=cfg.seed,
-                          served_model=cfg.served_model, max_new_tokens=cfg.max_new_tokens)
+                          served_model=cfg.served_model, max_new_tokens=cfg.max_new_tokens,
+                          temperature=cfg.temperature)
     except SlotTaskError as e:
         raise EvalError(str(e)) from None
 

@@ -102,7 +102,7 @@ def test_bare_calls_need_offered_names_and_markup_roundtrips():
 torch = pytest.importorskip("torch", reason="the eval extra is part of the dev install (make install-dev)")
 
 from evalsuite.serve import LocalModel
-from evalsuite.slots.adapters import EndpointAgent, EndpointError, HFChatAgent, chat_messages
+from evalsuite.slots.adapters import EndpointAgent, EndpointError, HFChatAgent, chat_messages, turn_seed
 
 
 @pytest.fixture(scope="module")
@@ -268,7 +268,7 @@ def test_endpoint_wire_format_and_fallbacks(caplog):
     assert (reply.text, reply.calls, reply.prompt_tokens, reply.completion_tokens) == ("Sure.", [OSLO], 7, 3)
     assert headers["Authorization"] == "Bearer s3cret"
     assert {k: body[k] for k in ("model", "temperature", "seed", "tool_choice", "tools")} == {
-        "model": "m", "temperature": 0, "seed": 4, "tool_choice": "auto", "tools": tools}
+        "model": "m", "temperature": 0, "seed": turn_seed(4, 0, len(history)), "tool_choice": "auto", "tools": tools}
     assistant, *results = body["messages"][1:]
     assert assistant["content"] is None
     assert [(c["id"], c["function"]["arguments"]) for c in assistant["tool_calls"]] == [

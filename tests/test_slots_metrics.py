@@ -109,7 +109,7 @@ def test_structure_spread_and_pass_hat_k_count_exactly():
 
         name = "distracted"
 
-        def respond(self, case, messages, tools):
+        def respond(self, case, messages, tools, trial=0):
             if case.arrangement == "distractors":
                 return Reply(text="Done.")
             return super().respond(case, messages, tools)
@@ -153,7 +153,7 @@ def test_a_tool_the_case_does_not_offer_is_refused_without_running():
     class Overreaching:
         name = "overreaching"
 
-        def respond(self, case, messages, tools):
+        def respond(self, case, messages, tools, trial=0):
             if messages[-1].role == "tool":
                 return Reply(text="Done.")
             return Reply(calls=[ToolCall(name="kv_delete", arguments={"key": "wifi"})])
@@ -170,7 +170,7 @@ def test_a_model_that_cannot_answer_fails_instead_of_abstaining():
     class Overflowing:
         name = "overflowing"
 
-        def respond(self, case, messages, tools):
+        def respond(self, case, messages, tools, trial=0):
             return Reply(prompt_tokens=600, error="the prompt (600 tokens) fills the context of tiny (512 tokens)")
 
     abstain = [c for c in CASES if c.category == "abstain"][:2]

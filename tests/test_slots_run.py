@@ -94,3 +94,23 @@ def test_tiny_local_model_end_to_end_against_the_stdio_server(tool_model: Path, 
             tool_turn = next(m for m in oslo["transcript"]["messages"] if m["role"] == "tool")
             assert tool_turn["content"] == '{"condition": "snow", "temp_c": -3}'  # what the MCP server answered
             assert oslo["transcript"]["prompt_tokens"] > 0 and len(oslo["transcript"]["tool_seconds"]) == 1
+
+
+def test_sampled_trials_differ_and_a_rerun_repeats_them(tool_model: Path):
+    """pass^k needs trials that can differ; determinism needs a re-run to give the same trials."""
+    from evalsuite.slots.adapters import HFChatAgent
+    from evalsuite.slots.cases import Case
+    from evalsuite.slots.task import evaluate
+
+    case = Case.model_validate({
+        "id": "oslo", "category": "simple", "tools": ["calculate", "get_weather"],
+        "messages": [{"role": "system", "content": "You are a helpful assistant."},
+                     {"role": "user", "content": "What is the weather in Oslo?"}],
+        "expect": {"steps": [[{"name": "get_weather", "arguments": {"city": {"any_of": ["Oslo"]}}}]]}})
+    agent = HFChatAgent(tool_model, max_new_tokens=24, temperature=3.0)
+    first, rows = evaluate([case], agent, repeats=4, progress=False)
+    again, rows_again = evaluate([case], agent, repeats=4, progress=False)
+    conversations = [json.dumps(r["transcript"]["messages"]) for r in rows]
+    assert conversations == [json.dumps(r["transcript"]["messages"]) for r in rows_again]
+    assert len(set(conversations)) > 1
+    assert first["overall"]["pass^4"] == again["overall"]["pass^4"] <= first["overall"]["accuracy"]

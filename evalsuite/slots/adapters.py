@@ -46,6 +46,11 @@ def chat_messages(messages: list[Message]) -> list[dict]:
     return out
 
 
+def turn_seed(seed: int, trial: int, turn: int) -> int:
+    """The sampling seed of one reply: trials of a case differ (what pass^k needs), a re-run repeats them."""
+    return seed + 1_000_003 * trial + turn
+
+
 def _tool_names(tools: list[dict]) -> set[str]:
     return {t["function"]["name"] for t in tools}
 
@@ -54,17 +59,17 @@ class HFChatAgent:
     """A local chat model (a Hugging Face folder) under test; greedy, each turn ending at its end-of-turn token."""
 
     def __init__(self, folder: str | Path, device: str = "cpu", max_new_tokens: int = 256,
-                 trust_remote_code: bool = False, seed: int = 0):
+                 trust_remote_code: bool = False, seed: int = 0, temperature: float = 0.0):
         self.model = LocalModel(folder, device, trust_remote_code)
         self.name = self.model.name
         self.max_new_tokens = max_new_tokens
-        self.seed = seed
+        self.seed, self.temperature = seed, temperature
 
     def prompt(self, messages: list[Message], tools: list[dict]) -> list[int]:
         """The token ids the model continues for its next turn."""
         return self.model.chat_ids(chat_messages(messages), tools)
 
-    def respond(self, case: Case, messages: list[Message], tools: list[dict]) -> Reply:
+    def respond(self, case: Case, messages: list[Message], tools: list[dict], trial: int = 0) -> Reply:
         """The model's next turn: its text (call markup removed) and the tool calls in it."""
         start = time.perf_counter()
         ids = self.prompt(messages, tools)
@@ -74,7 +79,8 @@ class HFChatAgent:
                          error=f"the prompt ({len(ids)} tokens) fills the context of {self.name} "
                                f"({self.model.max_length} tokens)")
         # a long conversation gets a shorter reply rather than an error (what a serving stack would do)
-        completion = self.model.complete(ids, min(self.max_new_tokens, room), 0.0, self.seed, self.model.end_of_turn)
+        completion = self.model.complete(ids, min(self.max_new_tokens, room), self.temperature,
+                                         turn_seed(self.seed, trial, len(messages)), self.model.end_of_turn)
         text, calls = parse_tool_calls(completion.text, _tool_names(tools))
         return Reply(text=text, calls=calls, prompt_tokens=completion.prompt_tokens,
                      completion_tokens=completion.completion_tokens, seconds=time.perf_counter() - start)
@@ -89,10 +95,10 @@ class EndpointAgent:
     `url`: the base (`.../v1`) or the full chat URL; `model`: the served model (default: the first listed)."""
 
     def __init__(self, url: str, model: str | None = None, api_key: str | None = None, max_tokens: int = 256,
-                 timeout: float = 120, seed: int = 0):
+                 timeout: float = 120, seed: int = 0, temperature: float = 0.0):
         base, _, _ = endpoint_url(url)
         self.base, self.url = base, f"{base}/chat/completions"
-        self.max_tokens, self.timeout, self.seed = max_tokens, timeout, seed
+        self.max_tokens, self.timeout, self.seed, self.temperature = max_tokens, timeout, seed, temperature
         self._headers = {"Content-Type": "application/json"}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
@@ -121,10 +127,11 @@ class EndpointAgent:
             raise EndpointError(f"{url}: the response is not a JSON object")
         return answer
 
-    def respond(self, case: Case, messages: list[Message], tools: list[dict]) -> Reply:
+    def respond(self, case: Case, messages: list[Message], tools: list[dict], trial: int = 0) -> Reply:
         """The model's next turn: its native tool calls, or those parsed out of its text when it gave none."""
         body = {"model": self.model, "messages": [_wire(m) for m in chat_messages(messages)],
-                "max_tokens": self.max_tokens, "temperature": 0, "seed": self.seed}
+                "max_tokens": self.max_tokens, "temperature": self.temperature,
+                "seed": turn_seed(self.seed, trial, len(messages))}
         if tools:
             body.update(tools=tools, tool_choice="auto")
         start = time.perf_counter()

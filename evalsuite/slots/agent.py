@@ -28,6 +28,7 @@ class Agent(Protocol):
 
     name: str
 
-    def respond(self, case: Case, messages: list[Message], tools: list[dict]) -> Reply:
-        """The next assistant turn. Real models ignore `case`; scripted reference agents read its expectation."""
+    def respond(self, case: Case, messages: list[Message], tools: list[dict], trial: int = 0) -> Reply:
+        """The next assistant turn. Real models ignore `case` and seed their sampling with `trial` (repeated
+        trials differ, re-runs do not); scripted reference agents read the case's expectation."""
         ...

@@ -74,7 +74,7 @@ def run_case(case: Case, agent: Agent, server: ToolServer | None, server_tools: 
     messages = slots(case)
     out = Transcript(case_id=case.id, trial=trial, tools=tools)
     for _ in range(case.max_turns):
-        reply = agent.respond(case, messages, tools)
+        reply = agent.respond(case, messages, tools, trial)
         out.prompt_tokens += reply.prompt_tokens
         out.completion_tokens += reply.completion_tokens
         out.model_seconds += reply.seconds

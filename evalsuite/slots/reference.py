@@ -44,7 +44,7 @@ class OracleAgent:
     def calls(self, case: Case, step: int) -> list[ToolCall]:
         return [satisfying_call(e) for e in case.expect.steps[step]]
 
-    def respond(self, case: Case, messages: list[Message], tools: list[dict]) -> Reply:
+    def respond(self, case: Case, messages: list[Message], tools: list[dict], trial: int = 0) -> Reply:
         step = _acting_turns(case, messages)
         if step < len(case.expect.steps):
             return Reply(calls=self.calls(case, step))
@@ -73,7 +73,7 @@ class WrongToolAgent:
 
     name = "wrong_tool"
 
-    def respond(self, case: Case, messages: list[Message], tools: list[dict]) -> Reply:
+    def respond(self, case: Case, messages: list[Message], tools: list[dict], trial: int = 0) -> Reply:
         if _acting_turns(case, messages):
             return Reply(text="Done.")
         expected = {e.name for e in case.expect.steps[0]} if case.expect.steps else set()
@@ -86,7 +86,7 @@ class NeverCallsAgent:
 
     name = "never_calls"
 
-    def respond(self, case: Case, messages: list[Message], tools: list[dict]) -> Reply:
+    def respond(self, case: Case, messages: list[Message], tools: list[dict], trial: int = 0) -> Reply:
         return Reply(text="I will answer without tools.")
 
 

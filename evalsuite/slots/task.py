@@ -46,7 +46,7 @@ def task_cases(name: str) -> tuple[list[Case], list[Path]]:
 
 
 def load_agent(model: str, device: str = "cpu", trust_remote_code: bool = False, seed: int = 0,
-               served_model: str | None = None, max_new_tokens: int = 256) -> Agent:
+               served_model: str | None = None, max_new_tokens: int = 256, temperature: float = 0.0) -> Agent:
     """`scripted:<name>` (a reference agent), an OpenAI-compatible URL, or a local chat model folder."""
     if model.startswith(SCRIPTED):
         from evalsuite.slots.reference import REFERENCE_AGENTS
@@ -61,11 +61,11 @@ def load_agent(model: str, device: str = "cpu", trust_remote_code: bool = False,
         from evalsuite.slots.adapters import EndpointAgent
 
         return EndpointAgent(model, model=served_model, api_key=os.environ.get("OPENAI_API_KEY"),
-                             max_tokens=max_new_tokens, seed=seed)
+                             max_tokens=max_new_tokens, seed=seed, temperature=temperature)
     from evalsuite.slots.adapters import HFChatAgent
 
     return HFChatAgent(model, device=device, max_new_tokens=max_new_tokens, trust_remote_code=trust_remote_code,
-                       seed=seed)
+                       seed=seed, temperature=temperature)
 
 
 def evaluate(cases: list[Case], agent: Agent, repeats: int = 1, workdir: Path | None = None,
