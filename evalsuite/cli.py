@@ -215,6 +215,9 @@ def list_tasks() -> None:
     for name, path in builtin_tasks().items():
         first = path.read_text(encoding="utf-8").splitlines()[0].lstrip("# ")
         tasks.add_row(name, first)
+    tasks.add_row("cl_slots", "MCP slot benchmark against the built-in tool server (docs/slots.md)")
+    tasks.add_row("cl_bfcl", "BFCL v4 single-turn slice, BFCL's AST rules (docs/slots.md)")
+    tasks.add_row("slots:<file>, bfcl:<dir>", "your own slot cases; a folder of BFCL question and answer files")
     console.print(tasks)
 
 

@@ -368,7 +368,9 @@ def _model_info(cfg: RunConfig) -> ModelInfo:
     if is_endpoint(cfg.model):
         entry = served_entry(cfg)
         return ModelInfo(entry.get("fingerprint"), served_as=entry["id"])
-    if cfg.model.startswith("scripted:"):
+    from evalsuite.slots.task import SCRIPTED
+
+    if cfg.model.startswith(SCRIPTED):
         return ModelInfo(None, served_as=cfg.model)
     return ModelInfo(local_fingerprint(Path(cfg.model)))
 

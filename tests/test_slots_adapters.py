@@ -102,7 +102,7 @@ def test_bare_calls_need_offered_names_and_markup_roundtrips():
 torch = pytest.importorskip("torch", reason="the eval extra is part of the dev install (make install-dev)")
 
 from evalsuite.serve import LocalModel
-from evalsuite.slots.adapters import EndpointAgent, EndpointError, HFChatAgent, chat_messages, turn_seed
+from evalsuite.slots.adapters import EndpointAgent, EndpointError, HFChatAgent, chat_messages, turn_seed, wire_names
 
 
 @pytest.fixture(scope="module")
@@ -298,3 +298,24 @@ def test_endpoint_model_defaults_to_the_first_listed():
             EndpointAgent(stub.url)
     finally:
         stub.close()
+
+
+def test_endpoint_sends_dotted_tool_names_as_openai_accepts_them_and_maps_calls_back():
+    tools = [{"type": "function", "function": {"name": "math.factorial", "parameters": {"type": "object"}}},
+             {"type": "function", "function": {"name": "math_gcd", "parameters": {"type": "object"}}}]
+    history = [Message(role="user", content="5!?"),
+               Message(role="assistant", tool_calls=[ToolCall(name="math.factorial", arguments={"n": 4})]),
+               Message(role="tool", name="math.factorial", content="24"), Message(role="user", content="and 5?")]
+    stub = _StubServer({"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "math_factorial", "arguments": '{"n": 5}'}}]})
+    try:
+        reply = EndpointAgent(stub.url, model="m").respond(None, history, tools)
+        _, body = stub.requests[0]
+    finally:
+        stub.close()
+    assert [t["function"]["name"] for t in body["tools"]] == ["math_factorial", "math_gcd"]
+    assert body["messages"][1]["tool_calls"][0]["function"]["name"] == "math_factorial"
+    assert reply.calls == [ToolCall(name="math.factorial", arguments={"n": 5})]
+    # names that the mapping would merge are sent unchanged
+    clash = [{"type": "function", "function": {"name": n}} for n in ("a.b", "a_b")]
+    assert wire_names(clash) == {"a.b": "a.b", "a_b": "a_b"}

@@ -40,8 +40,8 @@ CHECKED = [c for c in CASES if c.expect.answer]
 
 def test_shipped_benchmark_is_what_the_generator_builds():
     assert DATA.read_text(encoding="utf-8") == dump_cases(build())
-    assert Counter(c.category for c in CASES) == {"simple": 45, "injection": 28, "abstain": 20, "chained": 15,
-                                                  "ask_back": 15, "system_rule": 12, "parallel": 10}
+    assert Counter(c.category for c in CASES) == {"simple": 54, "injection": 34, "abstain": 24, "chained": 18,
+                                                  "ask_back": 18, "system_rule": 15, "parallel": 12}
     assert all(call.arguments for c in NEEDS for step in c.expect.steps for call in step)  # corrupt_args relies on it
 
 

@@ -30,7 +30,7 @@ def test_slot_suite_runs_into_the_registry_and_compare_gates_on_injection(tmp_pa
     assert results["cl_slots:injection"]["attack_success_rate,none"] == 0.0
     assert "accuracy_stderr,none" in results["cl_slots"]
     samples = read_jsonl(tmp_path / "oracle" / "samples" / "cl_slots.jsonl")
-    assert len(samples) == 145 and {"verdict", "transcript"} <= set(samples[0])
+    assert len(samples) == 175 and {"verdict", "transcript"} <= set(samples[0])
     manifest = json.loads((tmp_path / "oracle" / "run.json").read_text())
     assert any(k.endswith("slots.jsonl") for k in manifest["data_fingerprints"])
     runs = evalsuite("runs", str(tmp_path))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import urllib.error
 import urllib.request
@@ -64,6 +65,11 @@ class HFChatAgent:
         self.name = self.model.name
         self.max_new_tokens = max_new_tokens
         self.seed, self.temperature = seed, temperature
+
+    @property
+    def chat_template(self) -> str | None:
+        """The template the model is prompted with (its hash goes into the run manifest)."""
+        return self.model.tokenizer.chat_template
 
     def prompt(self, messages: list[Message], tools: list[dict]) -> list[int]:
         """The token ids the model continues for its next turn."""
@@ -129,11 +135,13 @@ class EndpointAgent:
 
     def respond(self, case: Case, messages: list[Message], tools: list[dict], trial: int = 0) -> Reply:
         """The model's next turn: its native tool calls, or those parsed out of its text when it gave none."""
-        body = {"model": self.model, "messages": [_wire(m) for m in chat_messages(messages)],
+        names = wire_names(tools)
+        body = {"model": self.model, "messages": [_wire(m, names) for m in chat_messages(messages)],
                 "max_tokens": self.max_tokens, "temperature": self.temperature,
                 "seed": turn_seed(self.seed, trial, len(messages))}
         if tools:
-            body.update(tools=tools, tool_choice="auto")
+            body.update(tools=[{**t, "function": {**t["function"], "name": names[t["function"]["name"]]}}
+                               for t in tools], tool_choice="auto")
         start = time.perf_counter()
         answer = self._request(self.url, body)
         seconds = time.perf_counter() - start
@@ -146,7 +154,9 @@ class EndpointAgent:
         if calls:
             text = content.strip()
         else:
-            text, calls = parse_tool_calls(content, _tool_names(tools))
+            text, calls = parse_tool_calls(content, set(names.values()))
+        original = {wire: name for name, wire in names.items()}
+        calls = [ToolCall(name=original.get(c.name, c.name), arguments=c.arguments) for c in calls]
         usage = answer.get("usage") or {}
         return Reply(text=text, calls=calls, prompt_tokens=int(usage.get("prompt_tokens") or 0),
                      completion_tokens=int(usage.get("completion_tokens") or 0), seconds=seconds)
@@ -167,16 +177,25 @@ class EndpointAgent:
         return ToolCall(name=name, arguments=arguments)
 
 
-def _wire(message: dict) -> dict:
-    """A chat-template dict in the OpenAI wire format: call arguments as JSON strings, tool results naming
-    only their call id (OpenAI refuses other fields there)."""
+def wire_names(tools: list[dict]) -> dict[str, str]:
+    """Tool name -> the name sent to the endpoint. OpenAI's API takes only `[A-Za-z0-9_-]{1,64}`, so BFCL's
+    dotted names (`math.factorial`) go out as `math_factorial` and the calls are mapped back; names are kept
+    as they are where the mapping would make two tools one."""
+    names = [t["function"]["name"] for t in tools]
+    mapped = {name: re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64] for name in names}
+    return mapped if len(set(mapped.values())) == len(mapped) else {name: name for name in names}
+
+
+def _wire(message: dict, names: dict[str, str]) -> dict:
+    """A chat-template dict in the OpenAI wire format: call arguments as JSON strings, tool names as `names`
+    maps them, tool results naming only their call id (OpenAI refuses other fields there)."""
     if message["role"] == "tool":
         return {k: v for k, v in message.items() if k in ("role", "content", "tool_call_id")}
     if not message.get("tool_calls"):
         return message
     calls = [{"id": c["id"], "type": "function", "function": {
-        "name": c["function"]["name"], "arguments": json.dumps(c["function"]["arguments"], ensure_ascii=False)}}
-        for c in message["tool_calls"]]
+        "name": names.get(c["function"]["name"], c["function"]["name"]),
+        "arguments": json.dumps(c["function"]["arguments"], ensure_ascii=False)}} for c in message["tool_calls"]]
     return {**message, "content": message["content"] or None, "tool_calls": calls}
 
 
