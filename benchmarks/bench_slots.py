@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evalsuite.slots.bfcl import load_bfcl
+from evalsuite.slots.bfcl import build_slice, load_bfcl
 from evalsuite.slots.cases import load_cases
 from evalsuite.slots.reference import OracleAgent
 from evalsuite.slots.task import BUILTIN, evaluate
@@ -44,6 +44,9 @@ def main() -> None:
     args = parser.parse_args()
     from evalsuite.slots.adapters import HFChatAgent
 
+    if args.bfcl:
+        rebuilt = build_slice(args.bfcl) == BUILTIN["cl_bfcl"].read_text(encoding="utf-8")
+        print(f"shipped BFCL slice rebuilt from {args.bfcl}: {'identical' if rebuilt else 'DIFFERENT'}\n")
     sets = {"cl_slots": load_cases(BUILTIN["cl_slots"]),
             "bfcl": load_bfcl(args.bfcl) if args.bfcl else load_cases(BUILTIN["cl_bfcl"])}
     with tempfile.TemporaryDirectory() as tmp:
