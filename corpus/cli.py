@@ -146,6 +146,48 @@ def train_classifier(
     console.print(f"model: {report.model_path} ({report.model_bytes / 1e6:.2f} MB); card: {report.model_path}.json")
 
 
+@app.command("loop")
+def loop(
+    definition: Path = typer.Argument(..., help="Loop definition YAML (see pipelines/loop-demo.yaml)."),
+    workdir: Path | None = typer.Option(None, "--workdir", help="Where stages write (default: the file's workdir)."),
+    force: list[str] | None = typer.Option(None, "--force", help="Rerun this stage even if cached (repeatable); "
+                                           "what depends on it reruns when its output changes."),
+) -> None:
+    """Run a closed loop (clean, split, train, evaluate, score, filter, compare), skipping finished stages."""
+    import json as json_module
+
+    from pipelines import Loop, LoopError, load_loop
+
+    try:
+        spec = load_loop(definition)
+        engine = Loop(spec, workdir)
+        engine.order()
+    except (ConfigError, LoopError) as e:
+        _fail(str(e))
+    try:
+        states = engine.run(force=force, on_stage=lambda name, status: err.print(
+            f"[bold]{name}[/]: {status}", highlight=False))
+    except LoopError as e:
+        _fail(str(e))
+    table = Table("stage", "kind", "status", "seconds", "measured", box=None)
+    for state in states.values():
+        shown = {k: v for k, v in state.metrics.items() if isinstance(v, (int, float, str))}
+        table.add_row(state.name, state.kind, state.status, f"{state.seconds:.1f}",
+                      json_module.dumps(shown, ensure_ascii=False)[:120])
+    console.print(table)
+    for state in states.values():
+        if state.kind == "compare":
+            m = state.metrics
+            console.print(f"{state.name}: {m['key_metric']} baseline {m['baseline']['ref']} = "
+                          f"{m['baseline']['value']:.4g}", highlight=False)
+            for ref, v in m["candidates"].items():
+                se = f" ± {v['stderr']:.2g}" if v["stderr"] is not None else ""
+                console.print(f"  {ref}: {v['value']:.4g}{se} ({v['relative_change']:+.1%}) {v['verdict']}",
+                              highlight=False)
+            console.print(f"  chosen: {m['chosen']}", highlight=False)
+    console.print(f"workdir: {engine.workdir} (registry: {engine.registry})", highlight=False)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app(prog_name="corpus")
 

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -69,6 +70,7 @@ class RunConfig:
     served_model: str | None = None  # endpoints serving several models: which one (default: the first listed)
     max_new_tokens: int = 256  # slot tasks: the longest reply per model turn
     temperature: float = 0.0  # slot tasks: sampling temperature (above 0, each of `repeats` trials samples anew)
+    task_dirs: list[str] = field(default_factory=list)  # more lm-eval task YAML folders (e.g. a loop's held-out)
 
 
 @dataclass
@@ -273,6 +275,9 @@ def run(cfg: RunConfig) -> RunResult:
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
     task_dir = materialise_tasks(out / "tasks")
+    for extra in cfg.task_dirs:
+        for path in sorted(Path(extra).glob("*.yaml")):
+            shutil.copyfile(path, task_dir / path.name)
     started = time.perf_counter()
     if lm_tasks:
         results, info, cached, repeats = _lm_eval(cfg, lm_tasks, task_dir)

@@ -34,7 +34,8 @@ class PretrainOptions(BaseModel):
     mlm_probability: float = Field(0.15, gt=0, lt=1)
 
 
-def _scratch_model(options: PretrainOptions, tokenizer, max_length: int):
+def scratch_model(options: PretrainOptions, tokenizer, max_length: int):
+    """A randomly initialised model of the configured architecture and size for `tokenizer`."""
     from transformers import BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
     if options.hidden_size % options.heads:
@@ -102,7 +103,7 @@ class PretrainBackend(Backend):
             tokenizer = train_bpe_tokenizer((t["text"] for t in train_texts), options.vocab_size, mlm=mlm)
             if not mlm:
                 tokenizer.chat_template = hf.DEFAULT_CHAT_TEMPLATE
-            model = _scratch_model(options, tokenizer, cfg.max_length)
+            model = scratch_model(options, tokenizer, cfg.max_length)
         train_set = pack([t["text"] for t in train_texts], tokenizer, cfg.max_length, mlm)
         eval_set = pack([t["text"] for t in eval_texts], tokenizer, cfg.max_length, mlm)
         if not train_set:

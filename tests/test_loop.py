@@ -1,0 +1,137 @@
+"""The closed loop's engine on the bundled real sample corpus: stage order, the stage cache (a rerun skips,
+a changed setting reruns exactly what depends on it, a killed stage reruns), the gate (accept, roll back) and
+the lineage recorded with each evaluation."""
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from corpus.config import ConfigError
+from pipelines import Loop, LoopError, load_loop
+from pipelines.stages import part_of
+
+SAMPLE = ROOT / "corpus" / "data" / "sample" / "web_en.jsonl"
+TINY = {"vocab_size": 400, "hidden_size": 32, "layers": 1, "heads": 2, "context": 64, "tokenizer_docs": 200}
+BUDGET = {"max_steps": 12, "batch_size": 4, "max_length": 64, "learning_rate": 0.003, "eval_fraction": 0.0,
+          "logging_steps": 4}
+
+
+def definition(tmp_path: Path, **changes) -> Path:
+    spec = {
+        "name": "tiny-loop", "workdir": str(tmp_path / "work"),
+        "datasets": {"web": {"paths": [str(SAMPLE)]}},
+        "stages": {
+            "split": {"kind": "split", "input": "web", "fractions": {"train": 0.8, "test": 0.2}},
+            "init": {"kind": "init", "tokenizer_data": "split/train", **TINY},
+            "train": {"kind": "train", "data": "split/train", "init": "init", "config": dict(BUDGET)},
+            "eval_init": {"kind": "eval", "model": "init", "suite": None, "held_out": ["split/test"],
+                          "held_out_docs": 15},
+            "eval_trained": {"kind": "eval", "model": "train", "suite": None, "held_out": ["split/test"],
+                             "held_out_docs": 15},
+            "gate": {"kind": "compare", "baseline": "eval_init", "candidates": ["eval_trained"],
+                     "key_metric": "heldout_split_test/bits_per_byte"},
+            "gate_back": {"kind": "compare", "baseline": "eval_trained", "candidates": ["eval_init"],
+                          "key_metric": "heldout_split_test/bits_per_byte"},
+        },
+    }
+    for path, value in changes.items():
+        stage, option = path.split(".", 1)
+        target = spec["stages"][stage]
+        *parents, last = option.split(".")
+        for p in parents:
+            target = target[p]
+        target[last] = value
+    file = tmp_path / "loop.yaml"
+    file.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return file
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """The tiny loop run once, and the statuses of a second run over the same folder."""
+    tmp = tmp_path_factory.mktemp("loop")
+    engine = Loop(load_loop(definition(tmp)))
+    first = {name: s.status for name, s in engine.run().items()}
+    again = Loop(load_loop(definition(tmp)))
+    second = {name: s.status for name, s in again.run().items()}
+    return tmp, again, first, second
+
+
+def test_stages_run_in_dependency_order_and_a_rerun_skips_them_all(finished):
+    _, engine, first, second = finished
+    assert engine.order() == ["split", "init", "train", "eval_init", "eval_trained", "gate", "gate_back"]
+    assert set(first.values()) == {"ran"} and set(second.values()) == {"cached"}
+    split = engine.states["split"]
+    assert split.metrics["train_documents"] + split.metrics["test_documents"] == 527
+    assert engine.states["train"].metrics["token_budget"] == 12 * 4 * 64
+
+
+def test_split_is_by_hash_of_the_id(finished):
+    _, engine, _, _ = finished
+    import gzip
+
+    for part in ("train", "test"):
+        for path in engine.resolve(f"split/{part}"):
+            with gzip.open(path, "rt", encoding="utf-8") as f:
+                assert all(part_of(json.loads(line)["id"], 0, {"train": 0.8, "test": 0.2}) == part for line in f)
+
+
+def test_gate_accepts_the_trained_model_and_rolls_back_the_untrained(finished):
+    _, engine, _, _ = finished
+    gate, back = engine.states["gate"].metrics, engine.states["gate_back"].metrics
+    trained = gate["candidates"]["eval_trained"]
+    assert trained["value"] < gate["baseline"]["value"]  # bits per byte: lower is better
+    assert trained["verdict"] == "accepted" and gate["chosen"] == "eval_trained"
+    assert back["candidates"]["eval_init"]["verdict"] == "rolled back" and back["chosen"] == "eval_trained"
+
+
+def test_each_evaluation_is_registered_with_its_lineage(finished):
+    _, engine, _, _ = finished
+    db = sqlite3.connect(engine.registry)
+    rows = {json.loads(lineage)["eval_stage"]: json.loads(lineage) for (lineage,) in db.execute(
+        "SELECT lineage FROM runs")}
+    db.close()
+    trained = rows["eval_trained"]
+    assert trained["train:train"] == engine.states["train"].key[:16]
+    assert trained["init:init"] == engine.states["init"].key[:16]
+    assert trained["split:split"] == engine.states["split"].key[:16]
+    assert trained["dataset:web"] == str(SAMPLE)
+    assert "train:train" not in rows["eval_init"]
+
+
+def test_a_changed_setting_reruns_exactly_what_depends_on_it(finished, tmp_path: Path):
+    tmp, _, _, _ = finished
+    changed = Loop(load_loop(definition(tmp, **{"train.config.max_steps": 6})))
+    statuses = {name: s.status for name, s in changed.run().items()}
+    assert statuses == {"split": "cached", "init": "cached", "eval_init": "cached", "train": "ran",
+                        "eval_trained": "ran", "gate": "ran", "gate_back": "ran"}
+
+
+def test_a_killed_stage_is_run_again(tmp_path: Path):
+    spec = definition(tmp_path)
+    engine = Loop(load_loop(spec))
+    engine.run()
+    results = (engine.workdir / "eval_trained" / "results.json").read_bytes()
+    (engine.workdir / "eval_trained" / "stage.json").unlink()  # as if killed before it finished
+    statuses = {name: s.status for name, s in Loop(load_loop(spec)).run().items()}
+    assert statuses["eval_trained"] == "ran" and statuses["train"] == "cached" and statuses["gate"] == "cached"
+    assert (engine.workdir / "eval_trained" / "results.json").read_bytes() == results  # as uninterrupted
+    forced = {name: s.status for name, s in Loop(load_loop(spec)).run(force=["eval_init"]).items()}
+    assert [n for n, status in forced.items() if status == "ran"] == ["eval_init", "gate", "gate_back"]
+
+
+def test_bad_definitions_name_the_option(tmp_path: Path):
+    bad = definition(tmp_path, **{"train.data": "nowhere/train"})
+    with pytest.raises(ConfigError, match=r"loop.yaml: .*'nowhere/train' names no dataset or stage"):
+        load_loop(bad)
+    with pytest.raises(ConfigError, match="max_steps must be set"):
+        load_loop(definition(tmp_path, **{"train.config": {"batch_size": 2}}))
+    with pytest.raises(ConfigError, match="fractions must be positive and sum to 1"):
+        load_loop(definition(tmp_path, **{"split.fractions": {"train": 0.5, "test": 0.2}}))
+    cyclic = definition(tmp_path, **{"init.tokenizer_data": "train"})
+    with pytest.raises(LoopError, match="cycle"):
+        Loop(load_loop(cyclic)).order()
