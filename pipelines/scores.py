@@ -357,7 +357,9 @@ class KeepRule(BaseModel):
     """Which rows of a score table to keep, by one column and exactly one test: a band of values (`min`
     and/or `max`, inclusive), a band of quantiles of the column (`lower_quantile` and/or `upper_quantile`, e.g.
     0.1 and 0.9), the best `top_fraction` (highest values, or lowest with `highest: false`; ties at the cut are
-    kept), or `equals` a value. Rows where the column is NaN or empty are never kept."""
+    kept), or `equals` a value. Rows where the column is NaN or empty are never kept. With `by` (a column such as
+    `language`), quantiles and top fractions are taken within each of its groups: perplexities are not
+    comparable across languages (CCNet buckets them per language for the same reason)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -369,6 +371,7 @@ class KeepRule(BaseModel):
     top_fraction: float | None = Field(None, gt=0, le=1)
     highest: bool = True
     equals: str | bool | int | float | None = None
+    by: str | None = None
 
     @model_validator(mode="after")
     def _one_test(self) -> KeepRule:
@@ -385,6 +388,8 @@ class KeepRule(BaseModel):
                              f"upper_quantile {self.upper_quantile}")
         if not self.highest and self.top_fraction is None:
             raise ValueError(f"rule on {self.column!r}: highest applies to top_fraction only")
+        if self.by is not None and self.kind not in ("quantile", "top_fraction"):
+            raise ValueError(f"rule on {self.column!r}: by applies to quantile bands and top_fraction only")
         return self
 
     @property
@@ -406,7 +411,17 @@ def _read_columns(table: str | Path, columns: list[str]) -> pl.DataFrame:
 
 
 def _rule_mask(df: pl.DataFrame, rule: KeepRule) -> tuple[pl.Series, dict[str, Any]]:
-    """The rows a rule keeps, and the bounds it used (quantiles and top fractions resolved to values)."""
+    """The rows a rule keeps, and the bounds it used (quantiles and top fractions resolved to values; with `by`,
+    per group)."""
+    if rule.by is not None:
+        groups, whole = df[rule.by], rule.model_copy(update={"by": None})
+        mask = pl.Series("keep", [False] * df.height, dtype=pl.Boolean)
+        used = {}
+        for value in groups.unique(maintain_order=True).to_list():
+            member = groups.is_null() if value is None else (groups == value).fill_null(False)
+            kept, used[str(value)] = _rule_mask(df.filter(member), whole)
+            mask = mask.scatter(member.arg_true(), kept)
+        return mask, {"by": rule.by, "groups": used}
     column = df[rule.column]
     if rule.equals is not None:
         if isinstance(rule.equals, str) != (column.dtype == pl.String):
@@ -437,7 +452,7 @@ def _rule_mask(df: pl.DataFrame, rule: KeepRule) -> tuple[pl.Series, dict[str, A
 
 
 def _evaluate(table: str | Path, rules: list[KeepRule]) -> tuple[pl.DataFrame, list[pl.Series], list[dict]]:
-    df = _read_columns(table, ["id", *(r.column for r in rules)])
+    df = _read_columns(table, ["id", *(r.column for r in rules), *(r.by for r in rules if r.by)])
     masks, bounds = [], []
     for rule in rules:
         mask, used = _rule_mask(df, rule)

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from corpus.config import ConfigError, format_validation_error, read_yaml_mapping
+from pipelines.scores import KeepRule
 
 
 class _Strict(BaseModel):
@@ -132,26 +133,13 @@ class ScoreStage(_Strict):
     max_length: int = Field(512, ge=8)  # tokens scored per document for perplexity
 
 
-class KeepRuleSpec(_Strict):
-    """One selection rule on a score column (see `pipelines.scores.KeepRule`)."""
-
-    column: str
-    min: float | None = None
-    max: float | None = None
-    lower_quantile: float | None = None
-    upper_quantile: float | None = None
-    top_fraction: float | None = None
-    highest: bool = True
-    equals: str | float | None = None
-
-
 class FilterStage(_Strict):
     """Keep the documents of `input` that pass every rule on the score table `scores`."""
 
     kind: Literal["filter"]
     input: str
     scores: str
-    keep: list[KeepRuleSpec] = Field(min_length=1)
+    keep: list[KeepRule] = Field(min_length=1)
 
 
 class CompareStage(_Strict):

@@ -67,8 +67,8 @@ def clean(stage: CleanStage, ctx: StageContext) -> tuple[Outputs, dict]:
     config = load_config(stage.config, overrides=stage.overrides)
     result = run_clean([str(p) for p in ctx.paths(stage.input)], ctx.folder / "clean", config, steps=stage.steps)
     shards = sorted((ctx.folder / "clean").glob("shard-*"))
-    return {"docs": shards}, {"documents_in": result.stats.get("input", {}).get("documents"),
-                              "documents_out": result.stats.get("output", {}).get("documents")}
+    return {"docs": shards}, {"documents_in": result.stats["steps"][0]["docs_in"],
+                              "documents_out": result.stats["output"]["docs"]}
 
 
 def part_of(doc_id: str, seed: int, fractions: dict[str, float]) -> str:
@@ -207,8 +207,8 @@ def combine_seeds(runs: list[dict[str, dict]]) -> dict[str, dict]:
     for task in runs[0]:
         entry = {}
         for key, value in runs[0][task].items():
-            if "_stderr" in key or not isinstance(value, (int, float)) or isinstance(value, bool):
-                continue
+            if "," not in key or "_stderr" in key or not isinstance(value, (int, float)) or isinstance(value, bool):
+                continue  # stderrs are recomputed; "sample_len" and the like are not metrics
             values = [r[task][key] for r in runs if isinstance(r.get(task, {}).get(key), (int, float))]
             metric, _, filt = key.partition(",")
             entry[key] = statistics.fmean(values)
@@ -239,9 +239,9 @@ def score(stage: ScoreStage, ctx: StageContext) -> tuple[Outputs, dict]:
 
 def filter_documents(stage: FilterStage, ctx: StageContext) -> tuple[Outputs, dict]:
     """The documents of `input` kept by every rule, as JSONL shards under `docs/`."""
-    from pipelines.scores import KeepRule, select, selection_report, write_subset
+    from pipelines.scores import select, selection_report, write_subset
 
-    rules = [KeepRule(**rule.model_dump(exclude_none=True)) for rule in stage.keep]
+    rules = stage.keep
     table = ctx.paths(stage.scores)[0]
     kept = select(table, rules)
     text_field, id_field = _fields(ctx, stage.input)

@@ -36,6 +36,11 @@ def definition(tmp_path: Path, **changes) -> Path:
                      "key_metric": "heldout_split_test/bits_per_byte"},
             "gate_back": {"kind": "compare", "baseline": "eval_trained", "candidates": ["eval_init"],
                           "key_metric": "heldout_split_test/bits_per_byte"},
+            "scores": {"kind": "score", "input": "split/train", "perplexity": {"trained": "train"},
+                       "max_length": 64},
+            "filtered": {"kind": "filter", "input": "split/train", "scores": "scores",
+                         "keep": [{"column": "ppl_trained", "top_fraction": 0.5, "highest": False}]},
+            "cleaned": {"kind": "clean", "input": "web", "steps": ["normalize", "heuristics"]},
         },
     }
     for path, value in changes.items():
@@ -63,11 +68,15 @@ def finished(tmp_path_factory):
 
 def test_stages_run_in_dependency_order_and_a_rerun_skips_them_all(finished):
     _, engine, first, second = finished
-    assert engine.order() == ["split", "init", "train", "eval_init", "eval_trained", "gate", "gate_back"]
+    assert engine.order() == ["split", "init", "train", "eval_init", "eval_trained", "gate", "gate_back", "scores",
+                              "filtered", "cleaned"]
     assert set(first.values()) == {"ran"} and set(second.values()) == {"cached"}
     split = engine.states["split"]
     assert split.metrics["train_documents"] + split.metrics["test_documents"] == 527
     assert engine.states["train"].metrics["token_budget"] == 12 * 4 * 64
+    cleaned = engine.states["cleaned"].metrics
+    assert cleaned["documents_in"] == 527 and 0 < cleaned["documents_out"] < 527
+    assert len(engine.resolve("cleaned")) == len(list((engine.workdir / "cleaned" / "clean").glob("shard-*")))
 
 
 def test_split_is_by_hash_of_the_id(finished):
@@ -108,7 +117,8 @@ def test_a_changed_setting_reruns_exactly_what_depends_on_it(finished, tmp_path:
     changed = Loop(load_loop(definition(tmp, **{"train.config.max_steps": 6})))
     statuses = {name: s.status for name, s in changed.run().items()}
     assert statuses == {"split": "cached", "init": "cached", "eval_init": "cached", "train": "ran",
-                        "eval_trained": "ran", "gate": "ran", "gate_back": "ran"}
+                        "eval_trained": "ran", "gate": "ran", "gate_back": "ran", "scores": "ran", "filtered": "ran",
+                        "cleaned": "cached"}
 
 
 def test_a_killed_stage_is_run_again(tmp_path: Path):
@@ -135,3 +145,22 @@ def test_bad_definitions_name_the_option(tmp_path: Path):
     cyclic = definition(tmp_path, **{"init.tokenizer_data": "train"})
     with pytest.raises(LoopError, match="cycle"):
         Loop(load_loop(cyclic)).order()
+
+
+def test_the_filter_keeps_the_documents_the_model_scores_best(finished):
+    import gzip
+
+    import polars as pl
+
+    _, engine, _, _ = finished
+    table = pl.read_parquet(engine.resolve("scores")[0])
+    train_docs = engine.states["split"].metrics["train_documents"]
+    assert table.height == train_docs and table.columns == ["id", "source", "chars", "ppl_trained"]
+    kept = []
+    for path in engine.resolve("filtered"):
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            kept += [json.loads(line)["id"] for line in f]
+    best = table.filter(pl.col("ppl_trained").is_not_nan()).sort("ppl_trained")
+    cut = best["ppl_trained"][len(kept) - 1]
+    assert set(kept) == set(best.filter(pl.col("ppl_trained") <= cut)["id"])
+    assert len(kept) == engine.states["filtered"].metrics["documents_kept"] >= train_docs // 2

@@ -244,6 +244,23 @@ def test_top_fraction_both_ways(values):
     assert select(table, [KeepRule(column="n", top_fraction=0.1)]) == ids_where(data, lambda x, n, lang: n >= cut)
 
 
+def test_top_fraction_and_quantiles_within_each_group(values):
+    table, data = values
+    expected = set()
+    for group in ("en", "zh", "fr", None):
+        present = sorted((x, i) for i, x, lang in zip(data["id"], data["x"], data["lang"])
+                         if lang == group and not math.isnan(x))
+        expected |= {i for _, i in present[:math.ceil(0.5 * len(present))]}
+    rule = KeepRule(column="x", top_fraction=0.5, highest=False, by="lang")
+    assert set(select(table, [rule])) == expected
+    report = selection_report(table, [rule])["rules"][0]
+    assert report["by"] == "lang" and set(report["groups"]) == {"en", "zh", "fr", "None"}
+    whole = set(select(table, [KeepRule(column="x", top_fraction=0.5, highest=False)]))
+    assert whole != expected  # per group is not the same as over the whole table
+    with pytest.raises(ValidationError, match="by applies to quantile bands and top_fraction only"):
+        KeepRule(column="x", min=0.1, by="lang")
+
+
 def test_equals_and_all_rules_together(values):
     table, data = values
     assert select(table, [KeepRule(column="lang", equals="en")]) == ids_where(data, lambda x, n, lang: lang == "en")
