@@ -127,10 +127,24 @@ class ScoreStage(_Strict):
     kind: Literal["score"]
     input: str
     perplexity: dict[str, str] = Field(default_factory=dict)  # name -> model reference: column ppl_<name>
-    classifiers: list[Literal["quality", "toxicity"]] = Field(default_factory=list)
+    classifiers: list[Literal["quality", "toxicity"]] = Field(default_factory=list)  # the shipped models
+    trained: dict[str, str] = Field(default_factory=dict)  # column name -> a classifier stage of the loop
     length: bool = True
     language: bool = False
     max_length: int = Field(512, ge=8)  # tokens scored per document for perplexity
+
+
+class ClassifierStage(_Strict):
+    """A fastText classifier trained on what the loop learned: on the score table `scores`, the documents whose
+    perplexity drops most from the `worse` model's column to the `better` one's are the positives, those where
+    it drops least the negatives (`fraction` of the documents each); scores later stages can use."""
+
+    kind: Literal["classifier"]
+    input: str  # the documents the score table was made from
+    scores: str
+    better: str  # perplexity column, e.g. ppl_filtered
+    worse: str
+    fraction: float = Field(0.2, gt=0, le=0.5)
 
 
 class FilterStage(_Strict):
@@ -154,8 +168,8 @@ class CompareStage(_Strict):
     max_drop: float = Field(0.05, ge=0)
 
 
-Stage = Annotated[InitStage | CleanStage | SplitStage | TrainStage | EvalStage | ScoreStage | FilterStage
-                  | CompareStage, Field(discriminator="kind")]
+Stage = Annotated[InitStage | CleanStage | SplitStage | TrainStage | EvalStage | ScoreStage | ClassifierStage
+                  | FilterStage | CompareStage, Field(discriminator="kind")]
 
 
 class LoopSpec(_Strict):
@@ -198,6 +212,7 @@ def references(stage: BaseModel) -> list[tuple[str, str]]:
             out += [(field, v) for v in value]
     if isinstance(stage, ScoreStage):
         out += [(f"perplexity.{column}", ref) for column, ref in stage.perplexity.items()]
+        out += [(f"trained.{column}", ref) for column, ref in stage.trained.items()]
     return out
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from corpus.io import atomic_write_text
 from pipelines.engine import LoopError, StageContext
 from pipelines.spec import (
+    ClassifierStage,
     CleanStage,
     CompareStage,
     EvalStage,
@@ -228,6 +229,8 @@ def score(stage: ScoreStage, ctx: StageContext) -> tuple[Outputs, dict]:
     if stage.language:
         scorers.append(LanguageScorer())
     scorers += [ClassifierScorer(kind) for kind in stage.classifiers]
+    scorers += [ClassifierScorer("quality", model_path=ctx.paths(ref)[0], column=column)
+                for column, ref in stage.trained.items()]
     scorers += [PerplexityScorer(column, ctx.paths(ref)[0], max_length=stage.max_length)
                 for column, ref in stage.perplexity.items()]
     if not scorers:
@@ -235,6 +238,17 @@ def score(stage: ScoreStage, ctx: StageContext) -> tuple[Outputs, dict]:
     text_field, id_field = _fields(ctx, stage.input)
     table = score_table(ctx.paths(stage.input), ctx.folder / "scores.parquet", scorers, text_field, id_field)
     return {"table": [table]}, {}
+
+
+def classifier(stage: ClassifierStage, ctx: StageContext) -> tuple[Outputs, dict]:
+    """`model.bin`: a fastText classifier of what the better model favours, with its held-out figures."""
+    from pipelines.scores import train_favoured_classifier
+
+    text_field, id_field = _fields(ctx, stage.input)
+    report = train_favoured_classifier(ctx.paths(stage.scores)[0], ctx.paths(stage.input), stage.better, stage.worse,
+                                       ctx.folder / "model.bin", stage.fraction, text_field, id_field)
+    return {"model": [Path(report.model_path)]}, {"roc_auc": report.roc_auc, "train_documents": report.train_docs,
+                                                  "heldout_documents": report.heldout_docs}
 
 
 def filter_documents(stage: FilterStage, ctx: StageContext) -> tuple[Outputs, dict]:
@@ -286,7 +300,7 @@ def compare(stage: CompareStage, ctx: StageContext) -> tuple[Outputs, dict]:
 
 
 RUNNERS = {"init": init, "clean": clean, "split": split, "train": train, "eval": evaluate, "score": score,
-           "filter": filter_documents, "compare": compare}
+           "classifier": classifier, "filter": filter_documents, "compare": compare}
 
 
 def run_stage(stage, ctx: StageContext) -> tuple[Outputs, dict]:

@@ -36,8 +36,11 @@ def definition(tmp_path: Path, **changes) -> Path:
                      "key_metric": "heldout_split_test/bits_per_byte"},
             "gate_back": {"kind": "compare", "baseline": "eval_trained", "candidates": ["eval_init"],
                           "key_metric": "heldout_split_test/bits_per_byte"},
-            "scores": {"kind": "score", "input": "split/train", "perplexity": {"trained": "train"},
+            "scores": {"kind": "score", "input": "split/train", "perplexity": {"trained": "train", "init": "init"},
                        "max_length": 64},
+            "favoured": {"kind": "classifier", "input": "split/train", "scores": "scores", "better": "ppl_trained",
+                         "worse": "ppl_init", "fraction": 0.25},
+            "rescored": {"kind": "score", "input": "split/train", "trained": {"favoured": "favoured"}},
             "filtered": {"kind": "filter", "input": "split/train", "scores": "scores",
                          "keep": [{"column": "ppl_trained", "top_fraction": 0.5, "highest": False}]},
             "cleaned": {"kind": "clean", "input": "web", "steps": ["normalize", "heuristics"]},
@@ -69,7 +72,7 @@ def finished(tmp_path_factory):
 def test_stages_run_in_dependency_order_and_a_rerun_skips_them_all(finished):
     _, engine, first, second = finished
     assert engine.order() == ["split", "init", "train", "eval_init", "eval_trained", "gate", "gate_back", "scores",
-                              "filtered", "cleaned"]
+                              "favoured", "rescored", "filtered", "cleaned"]
     assert set(first.values()) == {"ran"} and set(second.values()) == {"cached"}
     split = engine.states["split"]
     assert split.metrics["train_documents"] + split.metrics["test_documents"] == 527
@@ -118,7 +121,7 @@ def test_a_changed_setting_reruns_exactly_what_depends_on_it(finished, tmp_path:
     statuses = {name: s.status for name, s in changed.run().items()}
     assert statuses == {"split": "cached", "init": "cached", "eval_init": "cached", "train": "ran",
                         "eval_trained": "ran", "gate": "ran", "gate_back": "ran", "scores": "ran", "filtered": "ran",
-                        "cleaned": "cached"}
+                        "favoured": "ran", "rescored": "ran", "cleaned": "cached"}
 
 
 def test_a_killed_stage_is_run_again(tmp_path: Path):
@@ -155,7 +158,7 @@ def test_the_filter_keeps_the_documents_the_model_scores_best(finished):
     _, engine, _, _ = finished
     table = pl.read_parquet(engine.resolve("scores")[0])
     train_docs = engine.states["split"].metrics["train_documents"]
-    assert table.height == train_docs and table.columns == ["id", "source", "chars", "ppl_trained"]
+    assert table.height == train_docs and table.columns == ["id", "source", "chars", "ppl_trained", "ppl_init"]
     kept = []
     for path in engine.resolve("filtered"):
         with gzip.open(path, "rt", encoding="utf-8") as f:
@@ -164,3 +167,17 @@ def test_the_filter_keeps_the_documents_the_model_scores_best(finished):
     cut = best["ppl_trained"][len(kept) - 1]
     assert set(kept) == set(best.filter(pl.col("ppl_trained") <= cut)["id"])
     assert len(kept) == engine.states["filtered"].metrics["documents_kept"] >= train_docs // 2
+
+
+def test_a_classifier_learns_what_the_trained_model_favours_and_scores_with_it(finished):
+    import polars as pl
+
+    _, engine, _, _ = finished
+    favoured = engine.states["favoured"].metrics
+    train_docs = engine.states["split"].metrics["train_documents"]
+    assert favoured["train_documents"] + favoured["heldout_documents"] == 2 * int(0.25 * train_docs)
+    assert 0.0 <= favoured["roc_auc"] <= 1.0
+    scores = pl.read_parquet(engine.resolve("rescored")[0])
+    assert scores.columns == ["id", "source", "chars", "favoured"] and scores.height == train_docs
+    assert scores["favoured"].is_between(0, 1).all()
+    assert engine.resolve("favoured")[0].name == "model.bin"
