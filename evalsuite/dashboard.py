@@ -11,7 +11,7 @@ the registry is HTML-escaped.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
@@ -96,7 +96,7 @@ def latest_regressions(series: list[MetricSeries]) -> list[DriftPoint]:
     return [p for s in series for p in s.points if p.run_id == newest and p.regression]
 
 
-_STYLE = """
+STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
 header{background:#1d2330;color:#fff;padding:18px 28px}header h1{margin:0;font-size:20px}
 header p{margin:4px 0 0;color:#b9c1d0;overflow-wrap:anywhere}main{padding:20px 28px;display:grid;gap:18px}
@@ -110,7 +110,91 @@ ul{margin:4px 0 0;padding-left:18px;font-size:13px}.bad{color:#d33a2c;font-weigh
 
 # chart geometry: the plot area is the box inside these margins
 _W, _H, _LEFT, _RIGHT, _TOP, _BOTTOM = 380, 180, 60, 12, 10, 26
-_BLUE, _RED, _GREY = "#3b6fd8", "#d33a2c", "#7a7f8c"
+BLUE, RED, GREY = "#3b6fd8", "#d33a2c", "#7a7f8c"
+
+
+@dataclass(frozen=True)
+class ChartPoint:
+    """One point of `svg_chart`: its x slot, its value with a whisker of ± `whisker` (none when None or 0),
+    its tooltip (plain text) and how it is drawn."""
+
+    slot: int
+    value: float
+    whisker: float | None
+    tooltip: str
+    css: str = "point"
+    fill: str = BLUE
+    radius: int = 4
+    data: dict[str, str] = field(default_factory=dict)  # data-* attributes, e.g. {"run": run_id}
+
+
+def _tick(v: float) -> str:
+    """An axis value short enough for the left margin: 3 significant digits, `1.28e10` for 1.28e+10."""
+    return f"{v:.3g}".replace("e+", "e")
+
+
+def svg_chart(points: list[ChartPoint], labels: list[str], attrs: dict[str, str], aria_label: str,
+              line: bool = False, reference: tuple[float, str] | None = None) -> str:
+    """A small inline-SVG chart: one x slot per label (at most about 12 labels shown, each cut to fit its
+    slot), a point per ChartPoint over its whisker, with `line` a line through the points, with `reference`
+    (value, tooltip) a dashed horizontal line. `attrs` go on the <svg>; every string is escaped here."""
+    n = len(labels)
+    spans = [(p.value - (p.whisker or 0), p.value + (p.whisker or 0)) for p in points]
+    if reference is not None:
+        spans.append((reference[0], reference[0]))
+    lo, hi = min(a for a, _ in spans), max(b for _, b in spans)
+    pad = (hi - lo) * 0.08 or abs(hi) * 0.05 or 1.0
+    lo, hi = lo - pad, hi + pad
+    plot_w, plot_h = _W - _LEFT - _RIGHT, _H - _TOP - _BOTTOM
+
+    def x(slot: int) -> float:
+        return _LEFT + plot_w * (slot + 0.5) / n
+
+    def y(v: float) -> float:
+        return _TOP + plot_h * (hi - min(max(v, lo), hi)) / (hi - lo)
+
+    parts = []
+    for i in range(3):  # horizontal grid lines with their values
+        v = lo + (hi - lo) * (0.1 + 0.4 * i)
+        parts.append(f"<line x1='{_LEFT}' x2='{_W - _RIGHT}' y1='{y(v):.1f}' y2='{y(v):.1f}' stroke='#eee'/>"
+                     f"<text x='{_LEFT - 6}' y='{y(v) + 4:.1f}' text-anchor='end'>{_tick(v)}</text>")
+    step = max(1, -(-n // 12))  # at most about 12 labels
+    fit = max(3, int(plot_w / n / 6.5))  # characters of an 11px label that fit in a slot
+    for i, label in enumerate(labels):
+        if i % step == 0 or i == n - 1:
+            cut = len(label) > fit
+            shown = f"{escape(label[:fit - 1])}…<title>{escape(label)}</title>" if cut else escape(label)
+            parts.append(f"<text x='{x(i):.1f}' y='{_H - 8}' text-anchor='middle'>{shown}</text>")
+    parts.append(f"<line x1='{_LEFT}' x2='{_LEFT}' y1='{_TOP}' y2='{_TOP + plot_h}' stroke='#ccc'/>")
+    if reference is not None:
+        ry = y(reference[0])
+        parts.append(f"<line class='reference' x1='{_LEFT}' x2='{_W - _RIGHT}' y1='{ry:.1f}' y2='{ry:.1f}' "
+                     f"stroke='{GREY}' stroke-dasharray='5 4'><title>{escape(reference[1])}</title></line>")
+    if line and len(points) > 1:
+        path = " ".join(f"{x(p.slot):.1f},{y(p.value):.1f}" for p in points)
+        parts.append(f"<polyline points='{path}' fill='none' stroke='{BLUE}' stroke-width='1.5'/>")
+    for p in points:
+        if p.whisker:
+            px, top, bottom = x(p.slot), y(p.value + p.whisker), y(p.value - p.whisker)
+            parts.append(f"<path class='whisker' d='M{px:.1f} {top:.1f}V{bottom:.1f}M{px - 4:.1f} {top:.1f}h8"
+                         f"M{px - 4:.1f} {bottom:.1f}h8' stroke='{GREY}' fill='none'/>")
+    for p in points:
+        data = "".join(f" data-{k}='{escape(v)}'" for k, v in p.data.items())
+        parts.append(f"<circle class='{p.css}'{data} cx='{x(p.slot):.1f}' cy='{y(p.value):.1f}' r='{p.radius}' "
+                     f"fill='{p.fill}'><title>{escape(p.tooltip)}</title></circle>")
+    svg_attrs = "".join(f" {k}='{escape(v)}'" for k, v in attrs.items())
+    return (f"<svg{svg_attrs} width='{_W}' height='{_H}' viewBox='0 0 {_W} {_H}' role='img' "
+            f"aria-label='{escape(aria_label)}'>" + "".join(parts) + "</svg>")
+
+
+def html_page(title: str, subtitle: str, body: str, style: str = "") -> str:
+    """A self-contained page whose content security policy forbids scripts and loading anything: `title` is
+    escaped here, `subtitle` and `body` are HTML whose strings the caller escaped, `style` extends STYLE."""
+    return ("<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
+            "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; style-src 'unsafe-inline'\">"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>{escape(title)}</title><style>{STYLE}{style}</style></head><body>"
+            f"<header><h1>{escape(title)}</h1><p>{subtitle}</p></header><main>{body}</main></body></html>\n")
 
 
 def _pct(change: MetricChange) -> str:
@@ -126,53 +210,24 @@ def _regression_line(p: DriftPoint, with_metric: bool) -> str:
 
 def _chart(s: MetricSeries, slot: dict[str, int]) -> str:
     """One line chart: a slot per run (so charts of one registry line up), a point per run with the metric."""
-    n = len(slot)
-    spans = [(p.value - (p.stderr or 0), p.value + (p.stderr or 0)) for p in s.points]
-    lo, hi = min(a for a, _ in spans), max(b for _, b in spans)
-    pad = (hi - lo) * 0.08 or abs(hi) * 0.05 or 1.0
-    lo, hi = lo - pad, hi + pad
-    plot_w, plot_h = _W - _LEFT - _RIGHT, _H - _TOP - _BOTTOM
-
-    def x(run_id: str) -> float:
-        return _LEFT + plot_w * (slot[run_id] + 0.5) / n
-
-    def y(v: float) -> float:
-        return _TOP + plot_h * (hi - min(max(v, lo), hi)) / (hi - lo)
-
-    parts = []
-    for i in range(3):  # horizontal grid lines with their values
-        v = lo + (hi - lo) * (0.1 + 0.4 * i)
-        parts.append(f"<line x1='{_LEFT}' x2='{_W - _RIGHT}' y1='{y(v):.1f}' y2='{y(v):.1f}' stroke='#eee'/>"
-                     f"<text x='{_LEFT - 6}' y='{y(v) + 4:.1f}' text-anchor='end'>{v:.4g}</text>")
-    step = max(1, -(-n // 12))  # at most about 12 run labels
-    for run_id, i in slot.items():
-        if i % step == 0 or i == n - 1:
-            parts.append(f"<text x='{x(run_id):.1f}' y='{_H - 8}' text-anchor='middle'>{i + 1}</text>")
-    parts.append(f"<line x1='{_LEFT}' x2='{_LEFT}' y1='{_TOP}' y2='{_TOP + plot_h}' stroke='#ccc'/>")
-    if len(s.points) > 1:
-        line = " ".join(f"{x(p.run_id):.1f},{y(p.value):.1f}" for p in s.points)
-        parts.append(f"<polyline points='{line}' fill='none' stroke='{_BLUE}' stroke-width='1.5'/>")
-    for p in s.points:
-        if p.stderr:
-            px, top, bottom = x(p.run_id), y(p.value + p.stderr), y(p.value - p.stderr)
-            parts.append(f"<path class='whisker' d='M{px:.1f} {top:.1f}V{bottom:.1f}M{px - 4:.1f} {top:.1f}h8"
-                         f"M{px - 4:.1f} {bottom:.1f}h8' stroke='{_GREY}' fill='none'/>")
+    points = []
     for p in s.points:
         spread = f" ± {p.stderr:.4g}" if p.stderr is not None else ""
-        change = f", {_pct(p.change)} vs {escape(p.previous_run or '')}" if p.change else ""
+        change = f", {_pct(p.change)} vs {p.previous_run or ''}" if p.change else ""
         verdict = " REGRESSION" if p.regression else ""
-        parts.append(f"<circle class='point{' regression' if p.regression else ''}' data-run='{escape(p.run_id)}' "
-                     f"cx='{x(p.run_id):.1f}' cy='{y(p.value):.1f}' r='{5 if p.regression else 4}' "
-                     f"fill='{_RED if p.regression else _BLUE}'><title>{escape(p.run_id)}: {p.value:.4g}{spread}"
-                     f"{change}{verdict}</title></circle>")
+        tooltip = f"{p.run_id}: {p.value:.4g}{spread}{change}{verdict}"
+        points.append(ChartPoint(slot[p.run_id], p.value, p.stderr, tooltip,
+                                 css="point regression" if p.regression else "point",
+                                 fill=RED if p.regression else BLUE, radius=5 if p.regression else 4,
+                                 data={"run": p.run_id}))
     direction = "lower is better" if s.name in LOWER_IS_BETTER else "higher is better"
     filt = s.metric.partition(",")[2]
     title = escape(s.name) + (f" <span>({escape(filt)})</span>" if filt and filt != "none" else "")
     listed = "".join(_regression_line(p, with_metric=False) for p in s.points if p.regression)
-    return (f"<figure><h3>{title} <span>{direction}</span></h3>"
-            f"<svg data-task='{escape(s.task)}' data-metric='{escape(s.metric)}' width='{_W}' height='{_H}' "
-            f"viewBox='0 0 {_W} {_H}' role='img' aria-label='{escape(s.task)} {escape(s.name)} across runs'>"
-            + "".join(parts) + "</svg>" + (f"<ul>{listed}</ul>" if listed else "") + "</figure>")
+    svg = svg_chart(points, [str(i + 1) for i in range(len(slot))], {"data-task": s.task, "data-metric": s.metric},
+                    f"{s.task} {s.name} across runs", line=True)
+    return (f"<figure><h3>{title} <span>{direction}</span></h3>{svg}" + (f"<ul>{listed}</ul>" if listed else "")
+            + "</figure>")
 
 
 def _runs_table(runs: list[RunRecord]) -> str:
@@ -210,14 +265,10 @@ def render_dashboard(registry_path: str | Path, max_drop: float = 0.05, suite: s
         tasks.append(f"<section class='task'><h2>{escape(task)}</h2><div class='charts'>{charts}</div></section>")
     subtitle = (f"registry {escape(str(registry_path))}" + (f", suite {escape(suite)}" if suite else "")
                 + f" · {len(runs)} run(s) · gate: worse than the previous run by more than {max_drop * 100:g}%")
-    return ("<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
-            "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; style-src 'unsafe-inline'\">"
-            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            f"<title>evalsuite dashboard</title><style>{_STYLE}</style></head><body>"
-            f"<header><h1>evalsuite dashboard</h1><p>{subtitle}</p></header><main>"
-            f"<section id='latest'><h2>Latest vs previous</h2>{_latest_summary(series, max_drop)}</section>"
+    body = (f"<section id='latest'><h2>Latest vs previous</h2>{_latest_summary(series, max_drop)}</section>"
             f"<section id='runs'><h2>Runs, oldest first (the charts' x axis)</h2>{_runs_table(runs)}</section>"
-            + "".join(tasks) + "</main></body></html>\n")
+            + "".join(tasks))
+    return html_page("evalsuite dashboard", subtitle, body)
 
 
 def write_dashboard(registry_path: str | Path, output: str | Path, max_drop: float = 0.05,

@@ -265,16 +265,20 @@ def filter_documents(stage: FilterStage, ctx: StageContext) -> tuple[Outputs, di
 
 
 def compare(stage: CompareStage, ctx: StageContext) -> tuple[Outputs, dict]:
-    """The gate's verdict on each candidate against the baseline, in `compare.json`."""
+    """The gate's verdict on each candidate against the baseline, in `compare.json`, and `report.html` over
+    the compared evaluations."""
     from evalsuite.compare import MetricChange
+    from pipelines.report import write_loop_report
 
     task, _, metric = stage.key_metric.partition("/")
+    results = {ref: json.loads(ctx.paths(f"{ref.split('/', 1)[0]}/results")[0].read_text(encoding="utf-8"))
+               for ref in [stage.baseline, *stage.candidates]}
 
     def value(ref: str) -> tuple[float, float | None]:
-        results = json.loads(ctx.paths(f"{ref.split('/', 1)[0]}/results")[0].read_text(encoding="utf-8"))["results"]
-        entry = results.get(task, {})
+        entry = results[ref]["results"].get(task, {})
         if f"{metric},none" not in entry:
-            known = ", ".join(f"{t}/{k.split(',')[0]}" for t, v in results.items() for k in v if "_stderr" not in k)
+            known = ", ".join(f"{t}/{k.split(',')[0]}" for t, v in results[ref]["results"].items() for k in v
+                              if "_stderr" not in k)
             raise LoopError(f"stage {ctx.name}: {ref} has no {stage.key_metric} (it has {known})")
         return entry[f"{metric},none"], entry.get(f"{metric}_stderr,none")
 
@@ -296,7 +300,9 @@ def compare(stage: CompareStage, ctx: StageContext) -> tuple[Outputs, dict]:
     report = {"key_metric": stage.key_metric, "baseline": {"ref": stage.baseline, "value": base, "stderr": base_se},
               "candidates": verdicts, "chosen": best}
     atomic_write_text(ctx.folder / "compare.json", json.dumps(report, indent=2, sort_keys=True))
-    return {"compare": [ctx.folder / "compare.json"]}, report
+    write_loop_report(ctx.folder / "report.html", report, results, f"{ctx.engine.spec.name}: {ctx.name}",
+                      stage.max_drop)
+    return {"compare": [ctx.folder / "compare.json"], "report": [ctx.folder / "report.html"]}, report
 
 
 RUNNERS = {"init": init, "clean": clean, "split": split, "train": train, "eval": evaluate, "score": score,
