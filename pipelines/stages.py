@@ -10,8 +10,22 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from corpus.io import atomic_write_text
 from pipelines.engine import LoopError, StageContext
+from pipelines.scores import (
+    ClassifierScorer,
+    LanguageScorer,
+    LengthScorer,
+    PerplexityScorer,
+    iter_documents,
+    score_table,
+    select,
+    selection_report,
+    train_favoured_classifier,
+    write_subset,
+)
 from pipelines.spec import (
     ClassifierStage,
     CleanStage,
@@ -22,6 +36,7 @@ from pipelines.spec import (
     ScoreStage,
     SplitStage,
     TrainStage,
+    references,
 )
 
 Outputs = dict[str, list[Path]]
@@ -38,7 +53,6 @@ def init(stage: InitStage, ctx: StageContext) -> tuple[Outputs, dict]:
     """A tokenizer trained on the first documents of `tokenizer_data` and a randomly initialised model."""
     import torch
 
-    from pipelines.scores import iter_documents
     from plugins.pretrain import PretrainOptions, scratch_model
     from train.tokenizer import train_bpe_tokenizer
 
@@ -85,7 +99,6 @@ def part_of(doc_id: str, seed: int, fractions: dict[str, float]) -> str:
 
 def split(stage: SplitStage, ctx: StageContext) -> tuple[Outputs, dict]:
     """Each part as JSONL shards under `<part>/`, documents unchanged and in input order."""
-    from pipelines.scores import iter_documents, write_subset
 
     paths = ctx.paths(stage.input)
     text_field, id_field = _fields(ctx, stage.input)
@@ -118,8 +131,7 @@ def train(stage: TrainStage, ctx: StageContext) -> tuple[Outputs, dict]:
         result = run_training(cfg)
         outputs[f"seed{seed}"] = [out]
         metrics[f"seed{seed}"] = result.metrics
-    cfg_budget = cfg.max_steps * cfg.batch_size * cfg.gradient_accumulation * cfg.max_length
-    metrics["token_budget"] = cfg_budget
+    metrics["token_budget"] = cfg.max_steps * cfg.batch_size * cfg.gradient_accumulation * cfg.max_length
     return outputs, metrics
 
 
@@ -137,11 +149,8 @@ def evaluate(stage: EvalStage, ctx: StageContext) -> tuple[Outputs, dict]:
     """`evalsuite run` on each seed's model; `results.json` (lm-eval's shape, so `evalsuite compare` reads
     it) holds each metric's mean over seeds with its standard error (between seeds when there are several,
     else the run's own)."""
-    import yaml
-
     from evalsuite.run import RunConfig, load_suite
     from evalsuite.run import run as run_suite
-    from pipelines.scores import iter_documents
 
     tasks = list(load_suite(stage.suite).tasks) if stage.suite else []
     task_dir = ctx.folder / "tasks"
@@ -184,8 +193,6 @@ def evaluate(stage: EvalStage, ctx: StageContext) -> tuple[Outputs, dict]:
 def _data_lineage(ctx: StageContext, model_ref: str) -> dict[str, str]:
     """Everything upstream of the model: each stage with (the start of) its cache key, each dataset with its
     paths, recorded with the run in the registry."""
-    from pipelines.spec import references
-
     spec, out, todo, seen = ctx.engine.spec, {}, [model_ref.split("/", 1)[0]], set()
     while todo:
         name = todo.pop()
@@ -223,7 +230,6 @@ def combine_seeds(runs: list[dict[str, dict]]) -> dict[str, dict]:
 
 def score(stage: ScoreStage, ctx: StageContext) -> tuple[Outputs, dict]:
     """The score table `scores.parquet`."""
-    from pipelines.scores import ClassifierScorer, LanguageScorer, LengthScorer, PerplexityScorer, score_table
 
     scorers: list[Any] = [LengthScorer()] if stage.length else []
     if stage.language:
@@ -242,7 +248,6 @@ def score(stage: ScoreStage, ctx: StageContext) -> tuple[Outputs, dict]:
 
 def classifier(stage: ClassifierStage, ctx: StageContext) -> tuple[Outputs, dict]:
     """`model.bin`: a fastText classifier of what the better model favours, with its held-out figures."""
-    from pipelines.scores import train_favoured_classifier
 
     text_field, id_field = _fields(ctx, stage.input)
     report = train_favoured_classifier(ctx.paths(stage.scores)[0], ctx.paths(stage.input), stage.better, stage.worse,
@@ -253,7 +258,6 @@ def classifier(stage: ClassifierStage, ctx: StageContext) -> tuple[Outputs, dict
 
 def filter_documents(stage: FilterStage, ctx: StageContext) -> tuple[Outputs, dict]:
     """The documents of `input` kept by every rule, as JSONL shards under `docs/`."""
-    from pipelines.scores import select, selection_report, write_subset
 
     rules = stage.keep
     table = ctx.paths(stage.scores)[0]
