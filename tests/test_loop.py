@@ -14,6 +14,8 @@ from corpus.config import ConfigError
 from pipelines import Loop, LoopError, load_loop
 from pipelines.stages import part_of
 
+pytestmark = pytest.mark.slow  # trains and evaluates small models (about a minute)
+
 SAMPLE = ROOT / "corpus" / "data" / "sample" / "web_en.jsonl"
 TINY = {"vocab_size": 400, "hidden_size": 32, "layers": 1, "heads": 2, "context": 64, "tokenizer_docs": 200}
 BUDGET = {"max_steps": 12, "batch_size": 4, "max_length": 64, "learning_rate": 0.003, "eval_fraction": 0.0,

@@ -69,6 +69,7 @@ def test_bad_case_file_names_file_line_and_field(tmp_path: Path):
     assert scripted_lm.returncode == 2 and "answers slot tasks only" in scripted_lm.stderr
 
 
+@pytest.mark.slow
 def test_tiny_local_model_end_to_end_against_the_stdio_server(tool_model: Path, tmp_path: Path):
     """A tiny chat model, trained to call get_weather, runs a case through `evalsuite run`: its call goes to the
     real MCP server over stdio and the server's answer comes back into the tool slot for its final answer."""
@@ -96,6 +97,7 @@ def test_tiny_local_model_end_to_end_against_the_stdio_server(tool_model: Path, 
             assert oslo["transcript"]["prompt_tokens"] > 0 and len(oslo["transcript"]["tool_seconds"]) == 1
 
 
+@pytest.mark.slow
 def test_sampled_trials_differ_and_a_rerun_repeats_them(tool_model: Path):
     """pass^k needs trials that can differ; determinism needs a re-run to give the same trials."""
     from evalsuite.slots.adapters import HFChatAgent
