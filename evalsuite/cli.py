@@ -21,6 +21,20 @@ def main() -> None:
     """Evaluate models and compare runs."""
 
 
+def _run_and_show(cfg) -> None:
+    """Run an evaluation, print its summary and folder; a run that cannot start exits 2 with the reason."""
+    from evalsuite.run import EvalError
+    from evalsuite.run import run as run_suite
+
+    try:
+        result = run_suite(cfg)
+    except EvalError as e:
+        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    console.print((result.output / "summary.md").read_text(encoding="utf-8"), highlight=False, soft_wrap=True)
+    console.print(f"run folder: {result.output}", highlight=False)
+
+
 @app.command()
 def run(
     model: str = typer.Option(..., "--model", help="Local Hugging Face model folder (or PEFT adapter folder), or an "
@@ -51,8 +65,7 @@ def run(
                                       "above 0 the --repeats trials sample anew (seeded: re-runs repeat them)."),
 ) -> None:
     """Run a suite of evaluation tasks (lm-evaluation-harness tasks and MCP slot benchmarks) against a model."""
-    from evalsuite.run import EvalError, RunConfig
-    from evalsuite.run import run as run_suite
+    from evalsuite.run import RunConfig
 
     pairs = [item.partition("=") for item in lineage or []]
     if any(not key or not sep for key, sep, _ in pairs):
@@ -64,13 +77,7 @@ def run(
                     repeats=repeats, apply_chat_template=apply_chat_template, cache=str(cache) if cache else None,
                     tokenizer=str(tokenizer) if tokenizer else None, served_model=served_model,
                     max_new_tokens=max_new_tokens, temperature=temperature)
-    try:
-        result = run_suite(cfg)
-    except EvalError as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
-    console.print((result.output / "summary.md").read_text(encoding="utf-8"), highlight=False, soft_wrap=True)
-    console.print(f"run folder: {result.output}", highlight=False)
+    _run_and_show(cfg)
 
 
 @app.command()
@@ -87,8 +94,7 @@ def bfcl(
                                             "beside the run folder)."),
 ) -> None:
     """Score a directory of BFCL-format questions with BFCL's AST rules (single-turn categories), as a run."""
-    from evalsuite.run import EvalError, RunConfig
-    from evalsuite.run import run as run_suite
+    from evalsuite.run import RunConfig
     from evalsuite.slots.bfcl import SUPPORTED, UNSUPPORTED
 
     present = sorted(p.name.removeprefix("BFCL_v4_").removesuffix(".json") for p in directory.glob("BFCL_v4_*.json"))
@@ -104,13 +110,7 @@ def bfcl(
     suite.write_text(yaml.safe_dump({"name": "bfcl", "tasks": [f"bfcl:{directory.resolve()}"]}), encoding="utf-8")
     cfg = RunConfig(model=model, suite=str(suite), output=str(output), limit=limit, device=device,
                     registry=str(registry) if registry else None, max_new_tokens=max_new_tokens)
-    try:
-        result = run_suite(cfg)
-    except EvalError as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
-    console.print((result.output / "summary.md").read_text(encoding="utf-8"), highlight=False, soft_wrap=True)
-    console.print(f"run folder: {result.output}", highlight=False)
+    _run_and_show(cfg)
 
 
 @app.command()

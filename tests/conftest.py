@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -42,6 +43,21 @@ def run_cli(*args: str, timeout: int = 600, **kwargs) -> subprocess.CompletedPro
     env = dict(os.environ, LOGURU_LEVEL="WARNING")
     return subprocess.run([sys.executable, "-m", "corpus.cli", *args], capture_output=True, text=True, check=False,
                           timeout=timeout, env=env, cwd=ROOT, **kwargs)
+
+
+@contextmanager
+def serve_process(folder: Path):
+    """`evalsuite serve` serving `folder` in its own process on a free loopback port; yields its base URL."""
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "evalsuite.cli", "serve", "--model", str(folder),
+                             "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        found = re.search(r"at (http://127\.0\.0\.1:\d+/v1)", line)
+        assert found, line + proc.stderr.read()
+        yield found.group(1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 @contextmanager

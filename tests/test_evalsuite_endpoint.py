@@ -2,14 +2,11 @@
 tiny local model, checked against evaluating the same model folder directly; and the answer cache."""
 
 import json
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLE, read_jsonl
+from conftest import SAMPLE, read_jsonl, serve_process
 
 torch = pytest.importorskip("torch", reason="the eval extra is part of the dev install (make install-dev)")
 requests = pytest.importorskip("requests")
@@ -40,16 +37,8 @@ def served(tmp_path_factory):
     english = [r["text"] for r in read_jsonl(TASKS_DIR / "data" / "ppl_en.jsonl")]
     drills = [f"Q: {q['question']}?\nA: {q['answer'][0]}\n" for q in read_jsonl(TASKS_DIR / "data" / "nq_open.jsonl")[:20]]
     folder = tiny_model(base / "model", english[:4] + drills * 20)  # it answers some questions: non-empty generations
-    proc = subprocess.Popen([sys.executable, "-u", "-m", "evalsuite.cli", "serve", "--model", str(folder),
-                             "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline()
-        found = re.search(r"at (http://127\.0\.0\.1:\d+/v1)", line)
-        assert found, line + proc.stderr.read()
-        yield base, folder, found.group(1)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with serve_process(folder) as url:
+        yield base, folder, url
 
 
 def test_endpoint_gives_the_local_models_figures(served):

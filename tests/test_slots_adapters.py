@@ -4,14 +4,12 @@ behind a real `evalsuite serve` process (`EndpointAgent`) making the same calls 
 import json
 import re
 import socket
-import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import TOOL_MODEL_TURNS, tool_model_messages, tool_model_tools
+from conftest import TOOL_MODEL_TURNS, serve_process, tool_model_messages, tool_model_tools
 from evalsuite.slots.cases import Message, ToolCall
 from evalsuite.slots.parsing import parse_tool_calls, render_tool_calls
 
@@ -149,16 +147,8 @@ def test_prompt_follows_what_the_template_can_render(tool_model):
 @pytest.fixture(scope="module")
 def served(tool_model):
     """`evalsuite serve` serving the tool model in its own process; yields its base URL."""
-    proc = subprocess.Popen([sys.executable, "-u", "-m", "evalsuite.cli", "serve", "--model", str(tool_model),
-                             "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline()
-        found = re.search(r"at (http://127\.0\.0\.1:\d+/v1)", line)
-        assert found, line + proc.stderr.read()
-        yield found.group(1)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with serve_process(tool_model) as url:
+        yield url
 
 
 def post(url: str, body: dict) -> tuple[int, dict]:
