@@ -153,7 +153,8 @@ def loop(
     force: list[str] | None = typer.Option(None, "--force", help="Rerun this stage even if cached (repeatable); "
                                            "what depends on it reruns when its output changes."),
 ) -> None:
-    """Run a closed loop (clean, split, train, evaluate, score, filter, compare), skipping finished stages."""
+    """Run a closed loop (clean, split, train, evaluate, score, filter, compare, repeated while the gate accepts),
+    skipping finished stages."""
     import json as json_module
 
     from pipelines import Loop, LoopError, load_loop
@@ -185,6 +186,12 @@ def loop(
                 console.print(f"  {ref}: {v['value']:.4g}{se} ({v['relative_change']:+.1%}) {v['verdict']}",
                               highlight=False)
             console.print(f"  chosen: {m['chosen']}", highlight=False)
+    for i in engine.iterations:
+        se = f" ± {i.stderr:.2g}" if i.stderr is not None else ""
+        console.print(f"iteration {i.iteration}: {i.evaluation} {i.value:.4g}{se} ({i.relative_change:+.1%} "
+                      f"against {i.baseline}) {i.verdict}{'; stopped: ' + i.stop if i.stop else ''}", highlight=False)
+    if engine.iterations:
+        console.print(f"iterations report: {engine.workdir / 'report.html'}", highlight=False)
     console.print(f"workdir: {engine.workdir} (registry: {engine.registry})", highlight=False)
 
 

@@ -177,3 +177,53 @@ def write_loop_report(path: str | Path, gate: dict, results: Mapping[str, dict],
     """Write `render_loop_report`'s page to `path` atomically; returns its path."""
     atomic_write_text(path, render_loop_report(gate, results, title, max_drop))
     return Path(path)
+
+
+_VERDICT_FILL = {"accepted": GREEN, "rolled back": RED, "not better": BLUE}
+
+
+def render_iteration_report(summary: dict, title: str = "corpus loop") -> str:
+    """The page of a loop's iterations (`iterations.json`'s content): the key metric per iteration against
+    the start, with ±1.96 standard-error whiskers coloured by the gate's verdict, and a table of verdicts with
+    why the loop stopped and which iteration it kept."""
+    key, start, iterations = summary["key_metric"], summary["start"], summary["iterations"]
+    metric = key.partition("/")[2]
+    labels, points = [], []
+    if start and start["value"] is not None:
+        labels.append(f"start ({start['ref']})")
+        points.append(ChartPoint(0, start["value"], Z95 * start["stderr"] if start["stderr"] else None,
+                                 f"start {start['ref']}: {_mean(start['value'], start['stderr'])}",
+                                 css="point baseline", fill=GREY, data={"iteration": "0"}))
+    for i in iterations:
+        labels.append(f"iteration {i['iteration']}")
+        points.append(ChartPoint(len(points), i["value"], Z95 * i["stderr"] if i["stderr"] else None,
+                                 f"iteration {i['iteration']} ({i['evaluation']}): {_mean(i['value'], i['stderr'])}, "
+                                 f"{_relative(i['relative_change'])} than {i['baseline']}, {i['verdict']}",
+                                 css=f"point {i['verdict'].replace(' ', '-')}", fill=_VERDICT_FILL[i["verdict"]],
+                                 data={"iteration": str(i["iteration"])}))
+    chart = svg_chart(points, labels, {"data-metric": key}, f"{key} by iteration", line=True) if points else ""
+    kept = summary["accepted"]
+    rows = []
+    for i in iterations:
+        rows.append(f"<tr class='iteration{' chosen' if i['iteration'] == kept else ''}' "
+                    f"data-iteration='{i['iteration']}'><td>{i['iteration']}{_chosen_tag(i['iteration'] == kept)}</td>"
+                    f"<td>{escape(i['evaluation'])}</td><td class='num'>{_mean(i['value'], i['stderr'])}</td>"
+                    f"<td>{escape(i['baseline'])}</td><td class='num'>{_relative(i['relative_change'])}</td>"
+                    f"<td><span class='verdict {escape(i['verdict'].replace(' ', '-'))}'>{escape(i['verdict'])}"
+                    f"</span></td><td>{escape(i['stop'])}</td></tr>")
+    kept_text = f"iteration {kept}" if kept else f"the start ({escape(start['ref']) if start else '-'})"
+    body = (f"<section id='iterations'><h2>{escape(key)} by iteration <span>{_direction(metric)}</span></h2>"
+            f"<p class='chosen'>Kept: <b>{kept_text}</b></p><figure>{chart}</figure>"
+            "<table class='verdicts'><tr><th>iteration</th><th>evaluation</th><th>mean ± standard error</th>"
+            "<th>judged against</th><th>relative change</th><th>verdict</th><th>stop</th></tr>"
+            + "".join(rows) + "</table><p class='muted'>Each iteration is judged against the last accepted one "
+            "(its gate's report: <code>&lt;gate&gt;@&lt;iteration&gt;/report.html</code>); a rolled-back or "
+            "not-better iteration is never built on.</p></section>")
+    subtitle = f"{len(iterations)} iteration(s) · key metric {escape(key)} · kept {kept_text}"
+    return html_page(f"{title}: iterations", subtitle, body, _STYLE)
+
+
+def write_iteration_report(path: str | Path, summary: dict, title: str = "corpus loop") -> Path:
+    """Write `render_iteration_report`'s page to `path` atomically; returns its path."""
+    atomic_write_text(path, render_iteration_report(summary, title))
+    return Path(path)

@@ -200,7 +200,69 @@ class ClassifierScorer(Scorer):
         return scores
 
 
-class PerplexityScorer(Scorer):
+def _causal_lm(what: str, model_dir: str | Path, max_length: int, device: str) -> tuple[Any, Any]:
+    """(tokenizer, model) of a local causal LM folder: safetensors weights, no remote code, float32, eval mode;
+    `max_length` checked against its positions."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = Path(model_dir)
+    if not (folder / "config.json").is_file():
+        raise ConfigError(f"{what}: {folder} is not a local model folder (no config.json)")
+    if max_length < 2:
+        raise ConfigError(f"{what}: max_length must be >= 2")
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
+    model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, trust_remote_code=False,
+                                                 use_safetensors=True, dtype=torch.float32)
+    model.to(device).eval()
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if positions and max_length > positions:
+        raise ConfigError(f"{what}: max_length {max_length} exceeds the model's {positions} positions")
+    return tokenizer, model
+
+
+def _padded(batch: list[list[int]], device: str) -> tuple[Any, Any]:
+    """(input_ids, attention_mask) of token lists padded on the right (pad id 0: masked out, never scored)."""
+    import torch
+
+    width = max(len(ids) for ids in batch)
+    input_ids = torch.zeros(len(batch), width, dtype=torch.long)
+    mask = torch.zeros(len(batch), width, dtype=torch.long)
+    for row, ids in enumerate(batch):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        mask[row, : len(ids)] = 1
+    return input_ids.to(device), mask.to(device)
+
+
+class _CausalLMScorer(Scorer):
+    """A scorer over a local causal LM's view of each document's first `max_length` tokens: documents with
+    fewer than two tokens get NaN (nothing to predict); the others go to `_batch_scores` in batches of
+    `batch_size`, similar lengths together."""
+
+    def __init__(self, what: str, model_dir: str | Path, max_length: int, batch_size: int, device: str):
+        if batch_size < 1:
+            raise ConfigError(f"{what}: batch_size must be >= 1")
+        self.max_length, self.batch_size, self.device = max_length, batch_size, device
+        self.tokenizer, self.model = _causal_lm(what, model_dir, max_length, device)
+
+    def _token_ids(self, texts: list[str]) -> list[list[int]]:
+        return self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"] if texts else []
+
+    def score(self, texts: list[str]) -> list[float]:
+        ids = self._token_ids(texts)
+        scores = [math.nan] * len(texts)
+        scorable = sorted((i for i in range(len(texts)) if len(ids[i]) >= 2), key=lambda i: len(ids[i]))
+        for start in range(0, len(scorable), self.batch_size):
+            rows = scorable[start : start + self.batch_size]
+            for i, value in zip(rows, self._batch_scores([ids[i] for i in rows])):
+                scores[i] = value
+        return scores
+
+    def _batch_scores(self, batch: list[list[int]]) -> list[float]:
+        raise NotImplementedError
+
+
+class PerplexityScorer(_CausalLMScorer):
     """Perplexity of each document's first `max_length` tokens under a local causal LM (column `ppl_<name>`):
     exp of the mean next-token negative log-likelihood. Fewer than two tokens give NaN (nothing to predict).
 
@@ -209,56 +271,83 @@ class PerplexityScorer(Scorer):
 
     def __init__(self, name: str, model_dir: str | Path, max_length: int = 512, batch_size: int = 8,
                  device: str = "cpu"):
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        folder = Path(model_dir)
-        if not (folder / "config.json").is_file():
-            raise ConfigError(f"perplexity model {name!r}: {folder} is not a local model folder (no config.json)")
-        if max_length < 2 or batch_size < 1:
-            raise ConfigError(f"perplexity model {name!r}: max_length must be >= 2 and batch_size >= 1")
+        super().__init__(f"perplexity model {name!r}", model_dir, max_length, batch_size, device)
         self.column = f"ppl_{name}"
-        self.max_length = max_length
-        self.batch_size = batch_size
-        self.device = device
-        self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
-        self.model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, trust_remote_code=False,
-                                                          use_safetensors=True, dtype=torch.float32)
-        self.model.to(device).eval()
-        positions = getattr(self.model.config, "max_position_embeddings", None)
-        if positions and max_length > positions:
-            raise ConfigError(f"perplexity model {name!r}: max_length {max_length} exceeds the model's "
-                              f"{positions} positions")
 
-    def score(self, texts: list[str]) -> list[float]:
-        if not texts:  # the tokenizer fails on an empty batch
-            return []
-        ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
-        scores = [math.nan] * len(texts)
-        scorable = sorted((i for i in range(len(texts)) if len(ids[i]) >= 2), key=lambda i: len(ids[i]))
-        for start in range(0, len(scorable), self.batch_size):
-            rows = scorable[start : start + self.batch_size]
-            for i, value in zip(rows, self._perplexities([ids[i] for i in rows])):
-                scores[i] = value
-        return scores
-
-    def _perplexities(self, batch: list[list[int]]) -> list[float]:
+    def _batch_scores(self, batch: list[list[int]]) -> list[float]:
         import torch
         import torch.nn.functional as F
 
-        width = max(len(ids) for ids in batch)
-        input_ids = torch.zeros(len(batch), width, dtype=torch.long)  # pad id 0: masked out, never scored
-        mask = torch.zeros(len(batch), width, dtype=torch.long)
-        for row, ids in enumerate(batch):
-            input_ids[row, : len(ids)] = torch.tensor(ids)
-            mask[row, : len(ids)] = 1
-        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
+        input_ids, mask = _padded(batch, self.device)
         with torch.inference_mode():
             logits = self.model(input_ids=input_ids, attention_mask=mask).logits[:, :-1].float()
             nll = F.cross_entropy(logits.transpose(1, 2), input_ids[:, 1:], reduction="none")
             predicted = mask[:, 1:].to(nll.dtype)
             mean_nll = (nll * predicted).sum(1).double() / predicted.sum(1).double()
         return torch.exp(mean_nll).cpu().tolist()
+
+
+class InfluenceScorer(_CausalLMScorer):
+    """Evaluation-aware selection (column `influence_<name>`): whether training a model further on a document
+    would lower its loss on held-out documents, to first order. The score is the cosine between the document's
+    loss gradient and the mean held-out loss gradient (each document's mean next-token loss, gradients with
+    respect to the model's output projection): TracIn's and LESS's estimate, restricted to the last layer so
+    that it costs about one extra forward pass and no backward one. A gradient step on a document with a
+    negative score raises the held-out loss, so dropping the lowest-scoring documents is the selection that
+    most improves the held-out metric as far as the model can tell. NaN for documents under two tokens.
+
+    For a document, with e_t = softmax(logits_t) - onehot(next token) and h_t the output layer's input at
+    position t, the gradient is G_d = mean_t e_t h_t^T: its dot product with the held-out gradient G is
+    mean_t e_t . (G h_t) and its squared norm mean_{t,s} (e_t . e_s)(h_t . h_s), both computed without
+    materialising G_d. `held_out` texts should be a validation set, never the test set a gate judges by."""
+
+    def __init__(self, name: str, model_dir: str | Path, held_out: list[str], max_length: int = 512,
+                 batch_size: int = 8, device: str = "cpu"):
+        import torch
+
+        super().__init__(f"influence model {name!r}", model_dir, max_length, batch_size, device)
+        self.column = f"influence_{name}"
+        self.output = self.model.get_output_embeddings()
+        if self.output is None or getattr(self.output, "bias", None) is not None:
+            raise ConfigError(f"influence model {name!r}: needs an output projection without bias")
+        held_ids = [ids for ids in self._token_ids(held_out) if len(ids) >= 2]
+        if not held_ids:
+            raise ConfigError(f"influence model {name!r}: no held-out document has two tokens")
+        total = torch.zeros_like(self.output.weight, dtype=torch.float64)
+        for start in range(0, len(held_ids), self.batch_size):
+            errors, hidden, counts = self._errors_and_inputs(held_ids[start : start + self.batch_size])
+            total += torch.einsum("btv,bth->vh", errors / counts[:, None, None], hidden).double()
+        self.held_out_gradient = (total / len(held_ids)).float()
+        self.held_out_norm = float(self.held_out_gradient.norm())
+
+    def _errors_and_inputs(self, batch: list[list[int]]) -> tuple[Any, Any, Any]:
+        """(e, h, n): per predicted position the softmax error (zero where masked) and the output layer's
+        input, and each document's number of predicted positions."""
+        import torch
+
+        input_ids, mask = _padded(batch, self.device)
+        captured = []
+        hook = self.output.register_forward_hook(lambda module, args, out: captured.append(args[0]))
+        try:
+            with torch.inference_mode():
+                logits = self.model(input_ids=input_ids, attention_mask=mask).logits[:, :-1].float()
+        finally:
+            hook.remove()
+        predicted = mask[:, 1:].float()
+        errors = torch.softmax(logits, dim=-1)
+        errors.scatter_add_(-1, input_ids[:, 1:, None], -torch.ones_like(errors[..., :1]))
+        errors *= predicted[..., None]
+        hidden = captured[0][:, :-1].float() * predicted[..., None]
+        return errors, hidden, predicted.sum(1)
+
+    def _batch_scores(self, batch: list[list[int]]) -> list[float]:
+        import torch
+
+        errors, hidden, counts = self._errors_and_inputs(batch)
+        with torch.inference_mode():
+            dots = torch.einsum("btv,btv->b", errors, hidden @ self.held_out_gradient.T) / counts
+            norms = ((errors @ errors.transpose(1, 2)) * (hidden @ hidden.transpose(1, 2))).sum((1, 2)).sqrt() / counts
+        return (dots / (norms * self.held_out_norm).clamp_min(1e-30)).double().tolist()
 
 
 # -- the score table ---------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ under `workdir/<stage>/` keyed by its settings and its inputs (see `pipelines.en
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -120,15 +121,26 @@ class EvalStage(_Strict):
     batch_size: int | Literal["auto"] = 8
 
 
+class Influence(_Strict):
+    """How a trained model's held-out loss would move if it trained on each document (see
+    `pipelines.scores.InfluenceScorer`): `model` a train stage (its first seed) or a model reference,
+    `held_out` the documents the metric is measured on (a validation part: never the gate's test part)."""
+
+    model: str
+    held_out: str
+    held_out_docs: int = Field(300, ge=1)  # the first documents of `held_out`
+
+
 class ScoreStage(_Strict):
     """A score table (Parquet, one row per document keyed by id): perplexity under models, classifier scores,
-    length, language; filters read it without rescoring."""
+    evaluation-aware influence, length, language; filters read it without rescoring."""
 
     kind: Literal["score"]
     input: str
     perplexity: dict[str, str] = Field(default_factory=dict)  # name -> model reference: column ppl_<name>
     classifiers: list[Literal["quality", "toxicity"]] = Field(default_factory=list)  # the shipped models
     trained: dict[str, str] = Field(default_factory=dict)  # column name -> a classifier stage of the loop
+    influence: dict[str, Influence] = Field(default_factory=dict)  # name -> column influence_<name>
     length: bool = True
     language: bool = False
     max_length: int = Field(512, ge=8)  # tokens scored per document for perplexity
@@ -171,48 +183,121 @@ class CompareStage(_Strict):
 Stage = Annotated[InitStage | CleanStage | SplitStage | TrainStage | EvalStage | ScoreStage | ClassifierStage
                   | FilterStage | CompareStage, Field(discriminator="kind")]
 
+PREVIOUS = "prev:"  # in a repeated stage: the same stage's output in the last accepted iteration
+
+
+class Repeat(_Strict):
+    """Iterations of a group of stages (`stages`), each built on the last accepted one, until the gate stops
+    accepting. Inside the group, `prev:<stage>` reads that stage's output in the last accepted iteration
+    (before any, what `start` names for it: a stage outside the group, a `stage/part`, or a dataset); a plain
+    reference to a group stage reads the current iteration's. The `gate` is a compare stage of the group with
+    one candidate, the iteration's evaluation, against `prev:` of it: an iteration is accepted when it beats the
+    last accepted one beyond the standard error, rolled back (never built on) when it drops by more than the
+    gate's `max_drop`.
+
+    The loop stops at the first iteration not accepted, after an accepted one that gained less than `min_gain`
+    (relative), or after `max_iterations`. Iteration k's stages run as `<stage>@k`."""
+
+    stages: list[str] = Field(min_length=1)
+    start: dict[str, str] = Field(default_factory=dict)
+    gate: str
+    max_iterations: int = Field(3, ge=1)
+    min_gain: float = Field(0.0, ge=0)
+
 
 class LoopSpec(_Strict):
-    """A loop definition: datasets and stages (in any order; dependencies decide the order they run in)."""
+    """A loop definition: datasets and stages (in any order; dependencies decide the order they run in), and
+    optionally a group of them repeated."""
 
     name: str
     workdir: str
     seed: int = 0
     datasets: dict[str, Dataset] = Field(default_factory=dict)
     stages: dict[str, Stage] = Field(min_length=1)
+    repeat: Repeat | None = None
 
     @model_validator(mode="after")
     def _references_resolve(self) -> LoopSpec:
         clash = set(self.datasets) & set(self.stages)
         if clash:
             raise ValueError(f"names used for both a dataset and a stage: {sorted(clash)}")
+        body = set(self.repeat.stages) if self.repeat else set()
         for name, stage in self.stages.items():
-            if "/" in name:
-                raise ValueError(f"stages.{name}: stage names cannot contain '/'")
+            if "/" in name or "@" in name or name.startswith(PREVIOUS):
+                raise ValueError(f"stages.{name}: stage names cannot contain '/' or '@' or start with {PREVIOUS!r}")
             for field, ref in references(stage):
-                target = ref.split("/", 1)[0]
+                target = head(ref)
+                if ref.startswith(PREVIOUS) and name not in body:
+                    raise ValueError(f"stages.{name}.{field}: {ref!r}: only stages under repeat.stages read "
+                                     f"{PREVIOUS!r}")
                 if target not in self.datasets and target not in self.stages:
                     raise ValueError(f"stages.{name}.{field}: {ref!r} names no dataset or stage")
-                if target == name:
+                if target == name and not ref.startswith(PREVIOUS):
                     raise ValueError(f"stages.{name}.{field}: a stage cannot read its own output")
+                if target in body and name not in body:
+                    raise ValueError(f"stages.{name}.{field}: {ref!r} is repeated (repeat.stages); only stages "
+                                     "repeated with it can read it")
+                if ref.startswith(PREVIOUS) and (target not in body or target not in (self.repeat.start or {})):
+                    raise ValueError(f"stages.{name}.{field}: {ref!r}: {target!r} must be a repeated stage with "
+                                     "a start (repeat.start)")
+        if self.repeat:
+            self._check_repeat(self.repeat)
         return self
+
+    def _check_repeat(self, repeat: Repeat) -> None:
+        unknown = [s for s in [*repeat.stages, *repeat.start] if s not in self.stages]
+        if unknown:
+            raise ValueError(f"repeat: {unknown} name no stage")
+        for stage, first in repeat.start.items():
+            if stage not in repeat.stages:
+                raise ValueError(f"repeat.start.{stage}: not one of repeat.stages")
+            if head(first) not in self.datasets and (head(first) not in self.stages or head(first) in repeat.stages):
+                raise ValueError(f"repeat.start.{stage}: {first!r} must name a dataset or a stage outside "
+                                 "repeat.stages")
+            if "/" in first and any(ref.startswith(f"{PREVIOUS}{stage}/") for s in repeat.stages
+                                    for _, ref in references(self.stages[s])):
+                raise ValueError(f"repeat.start.{stage}: {first!r} names a part, so prev:{stage} cannot name one")
+        gate = self.stages.get(repeat.gate)
+        if repeat.gate not in repeat.stages or not isinstance(gate, CompareStage):
+            raise ValueError(f"repeat.gate: {repeat.gate!r} must be a compare stage in repeat.stages")
+        if len(gate.candidates) != 1 or head(gate.candidates[0]) not in repeat.stages:
+            raise ValueError(f"repeat.gate: {repeat.gate!r} must have one candidate, a repeated eval stage")
+        if gate.baseline != PREVIOUS + gate.candidates[0]:
+            raise ValueError(f"stages.{repeat.gate}.baseline: must be {PREVIOUS + gate.candidates[0]!r}: each "
+                             "iteration is judged against the last accepted one")
 
 
 REFERENCE_FIELDS = ("input", "data", "init", "model", "tokenizer_data", "scores", "baseline", "candidates", "held_out")
 
 
+def head(ref: str) -> str:
+    """The dataset or stage a reference reads: `clean` of `clean/docs`, `train_it` of `prev:train_it/seed0`."""
+    return ref.removeprefix(PREVIOUS).split("/", 1)[0]
+
+
+def map_references(stage: BaseModel, change: Callable[[str, str], str]) -> BaseModel:
+    """A copy of `stage` with each reference `ref` in option `field` replaced by `change(field, ref)` (called
+    in a fixed order)."""
+    data = stage.model_dump()
+    for field in REFERENCE_FIELDS:
+        value = data.get(field)
+        if isinstance(value, str):
+            data[field] = change(field, value)
+        elif isinstance(value, list):
+            data[field] = [change(field, v) for v in value]
+    if isinstance(stage, ScoreStage):
+        for option in ("perplexity", "trained"):
+            data[option] = {column: change(f"{option}.{column}", ref) for column, ref in data[option].items()}
+        for name, spec in data["influence"].items():
+            spec["model"] = change(f"influence.{name}.model", spec["model"])
+            spec["held_out"] = change(f"influence.{name}.held_out", spec["held_out"])
+    return type(stage).model_validate(data)
+
+
 def references(stage: BaseModel) -> list[tuple[str, str]]:
     """(field, reference) for every input the stage reads, in a fixed order."""
-    out = []
-    for field in REFERENCE_FIELDS:
-        value = getattr(stage, field, None)
-        if isinstance(value, str):
-            out.append((field, value))
-        elif isinstance(value, list):
-            out += [(field, v) for v in value]
-    if isinstance(stage, ScoreStage):
-        out += [(f"perplexity.{column}", ref) for column, ref in stage.perplexity.items()]
-        out += [(f"trained.{column}", ref) for column, ref in stage.trained.items()]
+    out: list[tuple[str, str]] = []
+    map_references(stage, lambda field, ref: out.append((field, ref)) or ref)
     return out
 
 

@@ -16,6 +16,7 @@ from corpus.io import atomic_write_text
 from pipelines.engine import LoopError, StageContext
 from pipelines.scores import (
     ClassifierScorer,
+    InfluenceScorer,
     LanguageScorer,
     LengthScorer,
     PerplexityScorer,
@@ -56,12 +57,7 @@ def init(stage: InitStage, ctx: StageContext) -> tuple[Outputs, dict]:
     from plugins.pretrain import PretrainOptions, scratch_model
     from train.tokenizer import train_bpe_tokenizer
 
-    text_field, id_field = _fields(ctx, stage.tokenizer_data)
-    texts = []
-    for _, text, _ in iter_documents(ctx.paths(stage.tokenizer_data), text_field, id_field):
-        texts.append(text)
-        if len(texts) >= stage.tokenizer_docs:
-            break
+    texts = [text for _, text in _first_documents(ctx, stage.tokenizer_data, stage.tokenizer_docs)]
     tokenizer = train_bpe_tokenizer(texts, stage.vocab_size)
     torch.manual_seed(stage.seed)
     options = PretrainOptions(architecture=stage.architecture, vocab_size=stage.vocab_size,
@@ -135,6 +131,17 @@ def train(stage: TrainStage, ctx: StageContext) -> tuple[Outputs, dict]:
     return outputs, metrics
 
 
+def _first_documents(ctx: StageContext, ref: str, count: int) -> list[tuple[str, str]]:
+    """(id, text) of the first `count` documents behind a reference."""
+    text_field, id_field = _fields(ctx, ref)
+    out = []
+    for doc_id, text, _ in iter_documents(ctx.paths(ref), text_field, id_field):
+        if len(out) >= count:
+            break
+        out.append((doc_id, text))
+    return out
+
+
 def _held_out_task(name: str, data: Path) -> str:
     """An lm-eval task: rolling log-likelihood (perplexity, bits per byte) on the documents in `data`."""
     return (f"task: {name}\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {json.dumps(str(data))}\n"
@@ -157,12 +164,8 @@ def evaluate(stage: EvalStage, ctx: StageContext) -> tuple[Outputs, dict]:
     task_dir.mkdir()
     for ref in stage.held_out:
         name = "heldout_" + ref.replace("/", "_")
-        text_field, id_field = _fields(ctx, ref)
-        rows = []
-        for doc_id, text, _ in iter_documents(ctx.paths(ref), text_field, id_field):
-            rows.append(json.dumps({"id": doc_id, "text": text}, ensure_ascii=False))
-            if len(rows) >= stage.held_out_docs:
-                break
+        rows = [json.dumps({"id": doc_id, "text": text}, ensure_ascii=False)
+                for doc_id, text in _first_documents(ctx, ref, stage.held_out_docs)]
         atomic_write_text(task_dir / f"{name}.jsonl", "\n".join(rows) + "\n")
         atomic_write_text(task_dir / f"{name}.yaml", _held_out_task(name, task_dir / f"{name}.jsonl"))
         tasks.append(name)
@@ -202,7 +205,7 @@ def _data_lineage(ctx: StageContext, model_ref: str) -> dict[str, str]:
         if name in spec.datasets:
             out[f"dataset:{name}"] = ",".join(spec.datasets[name].paths)
             continue
-        stage = spec.stages[name]
+        stage = ctx.engine.stages[name]
         out[f"{stage.kind}:{name}"] = ctx.engine.states[name].key[:16]
         todo += [ref.split("/", 1)[0] for _, ref in references(stage)]
     return out
@@ -239,6 +242,10 @@ def score(stage: ScoreStage, ctx: StageContext) -> tuple[Outputs, dict]:
                 for column, ref in stage.trained.items()]
     scorers += [PerplexityScorer(column, ctx.paths(ref)[0], max_length=stage.max_length)
                 for column, ref in stage.perplexity.items()]
+    for name, influence in stage.influence.items():
+        held_out = _first_documents(ctx, influence.held_out, influence.held_out_docs)
+        scorers.append(InfluenceScorer(name, ctx.paths(influence.model)[0], [text for _, text in held_out],
+                                       max_length=stage.max_length))
     if not scorers:
         raise LoopError(f"stage {ctx.name}: no scores asked for")
     text_field, id_field = _fields(ctx, stage.input)

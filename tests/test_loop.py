@@ -3,6 +3,7 @@ a changed setting reruns exactly what depends on it, a killed stage reruns), the
 the lineage recorded with each evaluation."""
 
 import json
+import math
 import sqlite3
 from pathlib import Path
 
@@ -183,3 +184,108 @@ def test_a_classifier_learns_what_the_trained_model_favours_and_scores_with_it(f
     assert scores.columns == ["id", "source", "chars", "favoured"] and scores.height == train_docs
     assert scores["favoured"].is_between(0, 1).all()
     assert engine.resolve("favoured")[0].name == "model.bin"
+
+
+def iterative(tmp_path: Path, start: dict, training: dict | None = None, max_iterations: int = 2,
+              **repeat) -> Path:
+    """A loop whose last four stages repeat: score the current documents by influence under the current model
+    against a validation part, keep the best 80%, train on them, evaluate, gate against the last accepted."""
+    spec = {
+        "name": "tiny-iterations", "workdir": str(tmp_path / "work"),
+        "datasets": {"web": {"paths": [str(SAMPLE)]}},
+        "stages": {
+            "split": {"kind": "split", "input": "web", "fractions": {"train": 0.7, "validation": 0.1, "test": 0.2}},
+            "init": {"kind": "init", "tokenizer_data": "split/train", **TINY},
+            "train": {"kind": "train", "data": "split/train", "init": "init", "config": dict(BUDGET)},
+            "eval_init": {"kind": "eval", "model": "init", "suite": None, "held_out": ["split/test"],
+                          "held_out_docs": 15},
+            "eval_trained": {"kind": "eval", "model": "train", "suite": None, "held_out": ["split/test"],
+                             "held_out_docs": 15},
+            "score_it": {"kind": "score", "input": "prev:select_it", "max_length": 64,
+                         "influence": {"current": {"model": "prev:train_it", "held_out": "split/validation",
+                                                   "held_out_docs": 20}}},
+            "select_it": {"kind": "filter", "input": "prev:select_it", "scores": "score_it",
+                          "keep": [{"column": "influence_current", "top_fraction": 0.8}]},
+            "train_it": {"kind": "train", "data": "select_it", "init": "init",
+                         "config": {**BUDGET, **(training or {})}},
+            "eval_it": {"kind": "eval", "model": "train_it", "suite": None, "held_out": ["split/test"],
+                        "held_out_docs": 15},
+            "gate_it": {"kind": "compare", "baseline": "prev:eval_it", "candidates": ["eval_it"],
+                        "key_metric": "heldout_split_test/bits_per_byte"},
+        },
+        "repeat": {"stages": ["score_it", "select_it", "train_it", "eval_it", "gate_it"], "gate": "gate_it",
+                   "start": {"select_it": "split/train", **start}, "max_iterations": max_iterations, **repeat},
+    }
+    file = tmp_path / "loop.yaml"
+    file.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return file
+
+
+def test_iterations_build_on_the_last_accepted_one_and_stop_by_the_rule(tmp_path: Path):
+    definition_file = iterative(tmp_path, {"train_it": "init", "eval_it": "eval_init"})
+    engine = Loop(load_loop(definition_file))
+    engine.run()
+    first, second = engine.iterations
+    assert first.verdict == "accepted" and first.baseline == "eval_init" and first.relative_change > 0
+    # iteration 2 is built on iteration 1: its documents, its model, judged against its evaluation
+    assert second.baseline == "eval_it@1" and second.evaluation == "eval_it@2"
+    assert engine.stages["score_it@2"].input == "select_it@1"
+    assert engine.stages["score_it@2"].influence["current"].model == "train_it@1"
+    assert engine.stages["train_it@2"].data == "select_it@2"
+    kept = [engine.states[f"select_it@{k}"].metrics["documents_kept"] for k in (1, 2)]
+    assert kept[0] == math.ceil(0.8 * engine.states["split"].metrics["train_documents"])  # no NaN: ties kept
+    assert kept[1] == math.ceil(0.8 * kept[0])
+    summary = json.loads((engine.workdir / "iterations.json").read_text())
+    assert summary["start"]["ref"] == "eval_init" and [i["iteration"] for i in summary["iterations"]] == [1, 2]
+    if second.verdict == "accepted":
+        assert summary["accepted"] == 2 and second.stop == "max_iterations (2) reached"
+    else:
+        assert summary["accepted"] == 1 and second.stop.startswith(f"{second.verdict}: the gate did not accept")
+    report = (engine.workdir / "report.html").read_text()
+    assert "iteration 2" in report and "eval_it@1" in report
+    # a rerun is all cached and writes the same summary
+    again = Loop(load_loop(definition_file))
+    assert {s.status for s in again.run().values()} == {"cached"}
+    assert json.loads((again.workdir / "iterations.json").read_text()) == summary
+    # min_gain stops after an accepted iteration that gained too little; a changed gate reruns only gates
+    strict = Loop(load_loop(iterative(tmp_path, {"train_it": "init", "eval_it": "eval_init"}, min_gain=10.0)))
+    statuses = {n: s.status for n, s in strict.run().items()}
+    assert [i.iteration for i in strict.iterations] == [1] and "min_gain" in strict.iterations[0].stop
+    assert statuses["gate_it@1"] == "cached" and statuses["train_it@1"] == "cached"
+
+
+def test_an_iteration_that_drops_is_rolled_back_and_not_built_on(tmp_path: Path):
+    # the start is a model trained 12 steps; the iteration's training barely moves its random weights
+    untrained = {"max_steps": 1, "learning_rate": 1e-9}
+    engine = Loop(load_loop(iterative(tmp_path, {"train_it": "train", "eval_it": "eval_trained"}, untrained,
+                                      max_iterations=3)))
+    engine.run()
+    (only,) = engine.iterations
+    assert only.verdict == "rolled back" and only.relative_change < -0.05
+    assert only.stop == "rolled back: the gate did not accept it, so the loop keeps the start stages"
+    summary = json.loads((engine.workdir / "iterations.json").read_text())
+    assert summary["accepted"] == 0 and summary["start"]["ref"] == "eval_trained"
+    assert not (engine.workdir / "train_it@2").exists()
+    assert "rolled back" in (engine.workdir / "report.html").read_text()
+
+
+def test_bad_repeat_definitions_name_the_option(tmp_path: Path):
+    good = yaml.safe_load(iterative(tmp_path, {"train_it": "init", "eval_it": "eval_init"}).read_text())
+
+    def error(change) -> str:
+        spec = json.loads(json.dumps(good))
+        change(spec)
+        (tmp_path / "bad.yaml").write_text(yaml.safe_dump(spec))
+        with pytest.raises(ConfigError) as e:
+            load_loop(tmp_path / "bad.yaml")
+        return str(e.value)
+
+    assert "must be 'prev:eval_it'" in error(lambda s: s["stages"]["gate_it"].update(baseline="eval_init"))
+    assert "must be a repeated stage with a start" in error(lambda s: s["repeat"]["start"].pop("train_it"))
+    assert "only stages under repeat.stages read 'prev:'" in error(
+        lambda s: s["stages"]["eval_trained"].update(model="prev:train_it"))
+    assert "only stages repeated with it can read it" in error(
+        lambda s: s["stages"]["eval_trained"].update(model="train_it"))
+    assert "must be a compare stage in repeat.stages" in error(lambda s: s["repeat"].update(gate="eval_it"))
+    assert "must name a dataset or a stage outside" in error(
+        lambda s: s["repeat"]["start"].update(train_it="train_it"))

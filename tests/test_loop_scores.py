@@ -20,6 +20,7 @@ from corpus.config import ConfigError
 from corpus.scoring import SHIPPED_QUALITY, SHIPPED_TOXICITY
 from pipelines.scores import (
     ClassifierScorer,
+    InfluenceScorer,
     KeepRule,
     LanguageScorer,
     LengthScorer,
@@ -143,6 +144,47 @@ def test_perplexity_is_the_models_own_loss_whatever_the_batch(models):
         PerplexityScorer("b", models["better"], max_length=1024)
     with pytest.raises(ConfigError, match="not a local model folder"):
         PerplexityScorer("b", models["better"] / "missing")
+
+
+def _output_layer_gradient(model, tokenizer, text: str):
+    """The gradient of a document's mean next-token loss with respect to the output projection alone, by
+    autograd (the projection's weight is tied to the input embeddings here, hence the detached input)."""
+    import torch
+    import torch.nn.functional as F
+
+    ids = torch.tensor([tokenizer(text)["input_ids"][:64]])
+    captured = []
+    hook = model.get_output_embeddings().register_forward_hook(lambda m, args, out: captured.append(args[0]))
+    with torch.no_grad():
+        model(input_ids=ids)
+    hook.remove()
+    weight = model.get_output_embeddings().weight.detach().clone().requires_grad_(True)
+    loss = F.cross_entropy(captured[0][0, :-1] @ weight.T, ids[0, 1:])
+    return torch.autograd.grad(loss, weight)[0]
+
+
+def test_influence_is_the_cosine_of_output_layer_gradients_whatever_the_batch(models):
+    held_out = [r["text"] for r in UNSEEN[:6]]
+    texts = [r["text"] for r in SEEN[:3] + SOCIAL[:4] + UNSEEN[:2]] + ["a"]
+    batched = InfluenceScorer("b", models["better"], held_out, max_length=64, batch_size=4)
+    single = InfluenceScorer("b", models["better"], held_out, max_length=64, batch_size=1)
+    values = batched.score(texts)
+    np.testing.assert_allclose(values[:-1], single.score(texts)[:-1], rtol=1e-4, atol=1e-6)
+    assert math.isnan(values[-1])  # one token: nothing predicted
+    mean = sum(_output_layer_gradient(batched.model, batched.tokenizer, t) for t in held_out) / len(held_out)
+    for text, value in zip(texts[:-1], values):
+        g = _output_layer_gradient(batched.model, batched.tokenizer, text)
+        assert value == pytest.approx(float((g * mean).sum() / (g.norm() * mean.norm())), abs=1e-4)
+    with pytest.raises(ConfigError, match="no held-out document has two tokens"):
+        InfluenceScorer("b", models["better"], ["a"], max_length=64)
+
+
+def test_influence_ranks_documents_like_the_held_out_ones_first(models):
+    held_out = [r["text"] for r in UNSEEN[:8]]
+    scorer = InfluenceScorer("b", models["worse"], held_out, max_length=64)
+    english = scorer.score([r["text"] for r in UNSEEN[8:20]])
+    chinese = scorer.score([r["text"] for r in ZH[:12]])
+    assert min(english) > max(chinese)
 
 
 def test_table_columns_values_and_bytes_on_a_rerun(corpus: Path, models, scored: Path, tmp_path: Path):
