@@ -23,10 +23,8 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 
+from corpus.finetune.formats import SHAREGPT_ROLES
 from corpus.io import atomic_write_text
-
-SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system",
-                  "function_call": "assistant", "observation": "tool", "tool": "tool"}
 
 
 class RecordError(ValueError):
