@@ -1,0 +1,1 @@
+"""Fine-tuning data curation: SFT and preference records cleaned turn by turn with their structure kept."""
