@@ -8,6 +8,8 @@ Sets (none used to train our models):
   jigsaw-sample     333 Jigsaw Wikipedia talk-page comments (out of domain for us: tweets vs Wikipedia talk;
                     alt-profanity-check's training data reportedly includes Jigsaw's)
   cold-dev          COLD dev comments not in COLD train (Chinese; alt-profanity-check is English-only)
+  benign-answers    427 human-written Self-Instruct answers (ordinary helpful text, none toxic): the share
+                    each tool flags is its false-positive rate on what an assistant writes
 ROC AUC, and F1 at each tool's decision threshold (ours: the shipped 0.3; alt-profanity-check: 0.5, its
 `predict`). Speed: texts per second on one core, scored one list at a time.
 """
@@ -60,6 +62,8 @@ def main() -> None:
     except ImportError:
         print("alt-profanity-check is not installed: pip install alt-profanity-check==1.9.1 (benchmark only)\n")
 
+    benign = [r["output"] for r in load(args.data / "sft" / "self_instruct_human_written.jsonl") if r["output"].strip()]
+
     print("| set | texts | method | ROC AUC | F1 at its threshold | texts/s |")
     print("|---|---:|---|---:|---:|---:|")
     for name, data, lang in (("davidson-heldout", davidson, "en"), ("jigsaw-sample", jigsaw, "en"),
@@ -75,6 +79,11 @@ def main() -> None:
             threshold = THRESHOLD if method.startswith("corpusloop") else 0.5
             print(f"| {name} | {len(texts)} | {method} | {roc_auc(labels, np.asarray(scores)):.3f} | "
                   f"{f1_at(labels, np.asarray(scores), threshold):.3f} | {len(texts) / seconds:,.0f} |")
+    print("\n| set | texts | method | share flagged at its threshold (false positives) |")
+    print("|---|---:|---|---:|")
+    for method, score in methods.items():
+        threshold = THRESHOLD if method.startswith("corpusloop") else 0.5
+        print(f"| benign-answers | {len(benign)} | {method} | {(np.asarray(score(benign, 'en')) >= threshold).mean():.3f} |")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
     .venv/bin/python -m corpus.models.build_models [--data ../shared/data] [--out corpus/models]
 
-  toxicity_en.ftz  Davidson et al. tweets (hate speech or offensive language = positive), hash split 80/20
+  toxicity_en.ftz  Davidson et al. tweets (hate speech or offensive language = positive) and benign English
+                   (C4 sentences, Glaive assistant replies) as negatives, hash split 80/20
   toxicity_zh.ftz  COLD train (offensive = positive); measured on COLD dev, less texts also in train
   quality.ftz      reference text (Wikipedia EN and ZH, US speeches, expert-written instructions) = positive
                    against raw EN and ZH web documents, hash split 80/20
@@ -13,6 +14,7 @@ single-threaded with a fixed seed: a rebuild writes the same models.
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import numpy as np
@@ -30,14 +32,29 @@ from corpus.io import iter_jsonl
 
 HERE = Path(__file__).resolve().parent
 QUALITY_NEGATIVES_PER_POSITIVE = 3
+BENIGN_EN = 10_000  # non-toxic English added to Davidson's tweets
 
 
 def _jsonl(path: Path) -> list[dict]:
     return [record for _, record in iter_jsonl(path)]
 
 
+def benign_english(data: Path, limit: int = BENIGN_EN) -> list[str]:
+    """Everyday English that is not toxic, outside Davidson's tweets: sentences of C4 documents (C4 dropped
+    every page with a word from a list of bad words) and the assistant replies of the Glaive tool-calling
+    chats (at most a tenth of `limit`), `limit` in all, deterministic. Davidson's tweets are mostly toxic (83%), so a model trained on them
+    alone learns that ordinary non-tweet text (and any subword such as "ass" in "assist") is toxic."""
+    replies = [t["value"] for r in _jsonl(data / "tool_calling" / "glaive_toolcall_en.jsonl")
+               for t in r["conversations"] if t["from"] == "gpt" and len(t["value"]) >= 20][: limit // 10]
+    sentences = [s.strip() for r in _jsonl(data / "raw_web_en" / "docs.jsonl") if r["id"].startswith(("c4-", "lfc4-"))
+                 for s in re.split(r"(?<=[.!?])\s+|\n+", r["text"]) if 40 <= len(s.strip()) <= 300]
+    wanted = limit - len(replies)
+    return sentences[:: max(1, len(sentences) // wanted)][:wanted] + replies  # spread over the documents
+
+
 def build_toxicity_en(data: Path, out: Path) -> ClassifierReport:
     examples = [(r["text"], bool(r["toxic"])) for r in _jsonl(data / "toxicity_en" / "davidson_tweets.jsonl")]
+    examples += [(text, False) for text in benign_english(data)]
     return train_classifier(examples, out / "toxicity_en.ftz", ClassifierConfig(quantize=True))
 
 
