@@ -2,7 +2,8 @@
 every name escaped) over the evaluations the gate compared. It shows the key metric's verdicts and the chosen
 variant, a table of every metric the variants share, and a chart per metric with each variant's mean and
 ±1.96 standard-error whisker against the baseline, so you can see whether a difference is more than noise.
-The charts are `evalsuite dashboard`'s."""
+A loop with `repeat` also gets `workdir/report.html`: its key metric per iteration. The charts are
+`evalsuite dashboard`'s."""
 
 from __future__ import annotations
 

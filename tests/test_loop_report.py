@@ -1,6 +1,7 @@
 """The gate's report page: the compare stage, run on results files written here, writes `report.html`; headless
 Chromium reads the verdicts, the table of shared metrics and the charts off it (whiskers at ±1.96 standard
-errors, the baseline as a reference line), checks that names are escaped and that nothing is fetched."""
+errors, the baseline as a reference line), checks that names are escaped and that nothing is fetched. The
+same for the page of a loop's iterations."""
 
 import json
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 from conftest import chromium_page
 from pipelines.engine import StageContext
-from pipelines.report import metrics_of, render_loop_report
+from pipelines.report import metrics_of, render_loop_report, write_iteration_report
 from pipelines.spec import CompareStage
 from pipelines.stages import compare
 
@@ -158,3 +159,31 @@ def test_metrics_and_missing_results():
             "candidates": {"b": {"value": 0.5, "stderr": None, "relative_change": 0.0, "verdict": "not better"}}}
     with pytest.raises(ValueError, match="no results for b"):
         render_loop_report(gate, {"a": lm_eval_results({"t": {"acc,none": (0.5, None)}})})
+
+
+def test_iteration_report_charts_each_iteration_against_the_start(tmp_path: Path):
+    summary = {
+        "key_metric": KEY, "accepted": 1, "start": {"ref": ODD, "value": 3.0, "stderr": 0.01},
+        "iterations": [
+            {"iteration": 1, "verdict": "accepted", "value": 2.9, "stderr": 0.01, "relative_change": 0.1 / 3.0,
+             "baseline": ODD, "evaluation": "eval_it@1", "stop": ""},
+            {"iteration": 2, "verdict": "rolled back", "value": 3.2, "stderr": None, "relative_change": -0.3 / 2.9,
+             "baseline": "eval_it@1", "evaluation": "eval_it@2",
+             "stop": "rolled back: the gate did not accept it, so the loop keeps iteration 1"}]}
+    page_path = write_iteration_report(tmp_path / "report.html", summary, "demo")
+    html = page_path.read_text(encoding="utf-8")
+    assert "<script" not in html and "<u>" not in html
+    with chromium_page(page_path) as page:
+        table = rows(page, "#iterations tr[data-iteration]")
+        assert [r[0] for r in table] == ["1chosen", "2"]
+        assert [r[5] for r in table] == ["accepted", "rolled back"]
+        assert table[0][4] == f"{0.1 / 3.0:.1%} better" and table[1][3] == "eval_it@1"
+        assert table[1][6].endswith("keeps iteration 1")
+        assert page.locator("p.chosen b").text_content() == "iteration 1"
+        points = page.eval_on_selector_all("svg[data-metric] circle.point", "els => els.map(e => "
+                                           "[e.dataset.iteration, e.getAttribute('class')])")
+        assert points == [["0", "point baseline"], ["1", "point accepted"], ["2", "point rolled-back"]]
+        assert page.locator("svg[data-metric] path.whisker").count() == 2  # no stderr for iteration 2
+        ys = page.eval_on_selector_all("svg[data-metric] circle.point", "els => els.map(e => e.cy.baseVal.value)")
+        assert ys[1] > ys[0] > ys[2]  # 3.0, 2.9, 3.2 with y growing downwards
+        assert table[0][3] == ODD and page.locator("u").count() == 0  # the HTML-looking name is text
