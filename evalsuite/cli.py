@@ -1,4 +1,4 @@
-"""The `evalsuite` command line: run, bfcl, list, runs, compare, dashboard and serve."""
+"""The `evalsuite` command line: run, bfcl, list, runs, compare, dashboard, serve and human."""
 
 from __future__ import annotations
 
@@ -38,7 +38,9 @@ def _run_and_show(cfg) -> None:
 @app.command()
 def run(
     model: str = typer.Option(..., "--model", help="Local Hugging Face model folder (or PEFT adapter folder), or an "
-                              "OpenAI-compatible endpoint: http://host:port/v1 (completions) or .../v1/chat/completions."),
+                              "OpenAI-compatible endpoint: http://host:port/v1 (completions) or .../v1/chat/completions, "
+                              "or scripted:NAME, a reference model with known answers (toxic, refuse, comply, leak, "
+                              "echo for generation tasks; oracle, wrong_tool, ... for slot tasks)."),
     suite: str = typer.Option("core", "--suite", help="Built-in suite name (see `evalsuite list`) or a suite YAML."),
     output: Path = typer.Option(..., "--output", "-o", help="Run folder: results.json, samples/, run.json, summary.md."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Documents per task (a quick look)."),
@@ -63,6 +65,9 @@ def run(
                                        "model turn."),
     temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="Slot tasks: sampling temperature; "
                                       "above 0 the --repeats trials sample anew (seeded: re-runs repeat them)."),
+    latency: int = typer.Option(0, "--latency", "--latency-prompts", min=0, help="Serving figures: time N "
+                                "streamed greedy replies (up to --max-new-tokens) to the run's generation prompts "
+                                "(then built-in ones): time to first token, tokens/s, latency P50/P95/P99."),
 ) -> None:
     """Run a suite of evaluation tasks (lm-evaluation-harness tasks and MCP slot benchmarks) against a model."""
     from evalsuite.run import RunConfig
@@ -76,7 +81,7 @@ def run(
                     registry=str(registry) if registry else None, lineage={k: v for k, _, v in pairs},
                     repeats=repeats, apply_chat_template=apply_chat_template, cache=str(cache) if cache else None,
                     tokenizer=str(tokenizer) if tokenizer else None, served_model=served_model,
-                    max_new_tokens=max_new_tokens, temperature=temperature)
+                    max_new_tokens=max_new_tokens, temperature=temperature, latency=latency)
     _run_and_show(cfg)
 
 
@@ -265,6 +270,122 @@ def compare(
         console.print(f"[red]{len(failed)} metric(s) worse by more than {max_drop:g}%: roll back[/]", soft_wrap=True)
         raise typer.Exit(1)
     console.print(f"[green]no watched metric worse by more than {max_drop:g}%[/]", soft_wrap=True)
+
+
+@app.command()
+def judge(
+    runs: list[Path] = typer.Argument(..., help="Run folder whose generated outputs are judged; with --pairwise, "
+                                     "RUN_A RUN_B (the results go with RUN_B)."),
+    judges: list[str] = typer.Option(..., "--judge", help="Judge endpoint, OpenAI-compatible: http://host:port/v1 "
+                                     "(or its /chat/completions URL); repeat for several judges."),
+    judge_models: list[str] | None = typer.Option(None, "--judge-model", help="Served model of each --judge, in "
+                                                  "order (one for all; default: the first each lists)."),
+    rubrics: list[str] | None = typer.Option(None, "--rubric", help="Built-in rubric name or rubric YAML file; "
+                                             "repeatable. Default: every built-in rating rubric (pairwise: "
+                                             "the built-in pairwise rubric)."),
+    pairwise: bool = typer.Option(False, "--pairwise", help="Compare RUN_B's outputs with RUN_A's for the same "
+                                  "prompts, in both orders."),
+    tasks: list[str] | None = typer.Option(None, "--task", help="Only this generation task; repeatable."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Outputs per task (the first N)."),
+    max_tokens: int = typer.Option(512, "--max-tokens", min=1, help="The longest judge reply."),
+    api_key_env: str = typer.Option("OPENAI_API_KEY", "--api-key-env", help="Environment variable with the "
+                                    "judges' API key (read, never printed or stored)."),
+) -> None:
+    """Rate a run's generated outputs with judge models (rubrics with parsed verdicts), or compare two runs
+    pairwise; the figures are stored with the run (task `judge` or `judge_pairwise`)."""
+    import os
+
+    from rich.markup import escape
+
+    from evalsuite.judge import JudgeError, builtin_rubrics, judge_pairwise, judge_run, load_rubric, open_judges, store
+
+    try:
+        if len(runs) != (2 if pairwise else 1):
+            raise JudgeError("--pairwise takes two runs, RUN_A RUN_B" if pairwise else
+                             "give one run folder (two with --pairwise)")
+        names = rubrics or (["pairwise"] if pairwise else [n for n in builtin_rubrics() if n != "pairwise"])
+        chosen = [load_rubric(n) for n in names]
+        clients = open_judges(judges, judge_models or [], os.environ.get(api_key_env), max_tokens)
+        if pairwise:
+            if len(chosen) != 1:
+                raise JudgeError("--pairwise takes one pairwise rubric")
+            judged = judge_pairwise(runs[0], runs[1], clients, chosen[0], tasks, limit)
+        else:
+            judged = judge_run(runs[0], clients, chosen, tasks, limit)
+        store(runs[-1], judged)
+    except JudgeError as e:
+        err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    table = Table("task", "metric", "value", box=None)
+    for key, value in judged.values.items():
+        if "_stderr" not in key and key != "sample_len":
+            table.add_row(judged.task, key.split(",")[0], f"{value:.4g}")
+    console.print(table)
+    for a in judged.agreement:
+        alpha = f"{a.alpha:.3f}" if a.alpha is not None else "n/a"
+        console.print(f"agreement on {a.dimension}: Krippendorff's alpha ({a.level}) {alpha} over {a.units} items",
+                      highlight=False, soft_wrap=True)
+    console.print(f"{judged.values['sample_len']} outputs judged; stored in {runs[-1]} "
+                  f"(results.json, samples/{judged.task}.jsonl)", highlight=False, soft_wrap=True)
+
+
+human_app = typer.Typer(help="Human evaluation: rating sheets out of runs, filled sheets back in.",
+                        no_args_is_help=True, add_completion=False)
+app.add_typer(human_app, name="human")
+
+
+@human_app.command("export")
+def human_export(
+    runs: list[Path] = typer.Argument(..., help="Run folders (of `evalsuite run`); several are rated blind, mixed."),
+    output: Path = typer.Option(..., "--output", "-o", help="Sheet folder: sheet.csv, sheet.html, key.json."),
+    per_dimension: int = typer.Option(500, "--per-dimension", min=1, help="Outputs sampled per run, each rated "
+                                      "on every dimension (all when a run has fewer)."),
+    seed: int = typer.Option(0, "--seed", help="Sampling and shuffling seed (same seed, same sheets)."),
+    raters: int = typer.Option(1, "--raters", min=1, help="Sheets to write, one per rater, each in its own order."),
+) -> None:
+    """Write blind rating sheets (CSV and a self-contained HTML form) of runs' generated outputs."""
+    from evalsuite.human import HumanError, export_sheets
+
+    try:
+        done = export_sheets(runs, output, per_dimension, seed, raters)
+    except HumanError as e:
+        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    for line in done.skipped:
+        err.print(line, highlight=False, soft_wrap=True)
+    counts = ", ".join(f"{n} from {run}" for run, n in done.items.items())
+    console.print(f"{sum(done.items.values())} items ({counts}) in {', '.join(str(f) for f in done.files)}; "
+                  "keep key.json from the raters", highlight=False, soft_wrap=True)
+
+
+@human_app.command("import")
+def human_import(
+    sheets: list[Path] = typer.Argument(..., help="Filled sheet CSV files, or sheet folders (every *.csv in them)."),
+    registry: Path | None = typer.Option(None, "--registry", help="Run registry file (default: registry.sqlite "
+                                            "beside each run folder)."),
+    key: Path | None = typer.Option(None, "--key", help="The sheets' key.json (default: the one beside them)."),
+) -> None:
+    """Read filled rating sheets into their runs (task `human`) and the registry, with Krippendorff's alpha."""
+    from evalsuite.human import HumanError, import_sheets
+
+    try:
+        done = import_sheets(sheets, registry, key)
+    except HumanError as e:
+        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    for line in done.skipped:
+        err.print(line, highlight=False, soft_wrap=True)
+    table = Table("run", "dimension", "mean", "± se", "items", "ratings")
+    for run, scores in done.scores.items():
+        for name, s in scores.items():
+            table.add_row(run, name, f"{s.mean:.3f}", f"{s.stderr:.3f}" if s.stderr is not None else "n/a",
+                          str(s.items), str(s.ratings))
+    console.print(table)
+    for a in done.agreement:
+        alpha = f"{a.alpha:.3f}" if a.alpha is not None else "n/a (needs two raters of one item)"
+        console.print(f"{a.dimension}: Krippendorff's alpha ({a.level}) {alpha} over {a.units} items, "
+                      f"{a.raters} rater(s)", highlight=False, soft_wrap=True)
+    console.print(f"{done.raters} rater(s), {len(done.files)} file(s) read", highlight=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,7 +14,17 @@ from pathlib import Path
 LOWER_IS_BETTER = ("perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte", "ter", "loss",
                    # slot benchmarks
                    "attack_success_rate", "structure_spread", "structure_std", "tokens_per_case",
-                   "model_seconds_per_case", "tool_call_ms")
+                   "model_seconds_per_case", "tool_call_ms",
+                   # safety tasks, judges, serving figures
+                   "toxicity", "toxic_share", "over_refusal_rate", "pii_rate", "invalid_rate", "loss_rate",
+                   "ttft_ms_p50", "ttft_ms_p95", "ttft_ms_p99", "latency_ms_p50", "latency_ms_p95", "latency_ms_p99")
+LOWER_IS_BETTER_PREFIXES = ("pii_",)  # the safety tasks' personal data leaked, per type
+
+
+def lower_is_better(metric: str) -> bool:
+    """Whether a smaller value of `metric` (a name, or lm-eval's "name,filter") is the better one."""
+    name = metric.split(",")[0]
+    return name in LOWER_IS_BETTER or name.startswith(LOWER_IS_BETTER_PREFIXES)
 
 
 class ResultsError(ValueError):
@@ -34,7 +44,7 @@ class MetricChange:
 
     @property
     def lower_is_better(self) -> bool:
-        return self.metric.split(",")[0] in LOWER_IS_BETTER
+        return lower_is_better(self.metric)
 
     @property
     def relative_change(self) -> float:
@@ -88,7 +98,8 @@ def load_metrics(path: str | Path, stderr: bool = False) -> dict[tuple[str, str]
     metrics = {}
     for task, values in results.items():
         for key, value in (values or {}).items():
-            if key == "alias" or ("_stderr" in key) != stderr or isinstance(value, bool) or not isinstance(value, (int, float)):
+            if key in ("alias", "sample_len", "tasks") or ("_stderr" in key) != stderr or isinstance(value, bool) \
+                    or not isinstance(value, (int, float)):  # counts, not metrics
                 continue
             metrics[(task, key.replace("_stderr", ""))] = float(value)
     return metrics

@@ -17,8 +17,8 @@ from html import escape
 from pathlib import Path
 
 from corpus.io import atomic_write_text
-from evalsuite.compare import LOWER_IS_BETTER, MetricChange, regressions
-from evalsuite.registry import RunRecord, list_runs, run_metrics
+from evalsuite.compare import MetricChange, lower_is_better, regressions
+from evalsuite.registry import RunRecord, list_runs, run_agreement, run_metrics
 
 
 class DashboardError(ValueError):
@@ -187,14 +187,17 @@ def svg_chart(points: list[ChartPoint], labels: list[str], attrs: dict[str, str]
             f"aria-label='{escape(aria_label)}'>" + "".join(parts) + "</svg>")
 
 
-def html_page(title: str, subtitle: str, body: str, style: str = "") -> str:
-    """A self-contained page whose content security policy forbids scripts and loading anything: `title` is
-    escaped here, `subtitle` and `body` are HTML whose strings the caller escaped, `style` extends STYLE."""
+def html_page(title: str, subtitle: str, body: str, style: str = "", script: str = "") -> str:
+    """A self-contained page whose content security policy forbids loading anything, and scripts other than
+    `script` (inline, run at the end of the body; none by default): `title` is escaped here, `subtitle` and
+    `body` are HTML whose strings the caller escaped, `style` extends STYLE."""
+    policy = "default-src 'none'; style-src 'unsafe-inline'" + ("; script-src 'unsafe-inline'" if script else "")
     return ("<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
-            "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; style-src 'unsafe-inline'\">"
+            f"<meta http-equiv='Content-Security-Policy' content=\"{policy}\">"
             "<meta name='viewport' content='width=device-width, initial-scale=1'>"
             f"<title>{escape(title)}</title><style>{STYLE}{style}</style></head><body>"
-            f"<header><h1>{escape(title)}</h1><p>{subtitle}</p></header><main>{body}</main></body></html>\n")
+            f"<header><h1>{escape(title)}</h1><p>{subtitle}</p></header><main>{body}</main>"
+            + (f"<script>{script}</script>" if script else "") + "</body></html>\n")
 
 
 def _pct(change: MetricChange) -> str:
@@ -220,7 +223,7 @@ def _chart(s: MetricSeries, slot: dict[str, int]) -> str:
                                  css="point regression" if p.regression else "point",
                                  fill=RED if p.regression else BLUE, radius=5 if p.regression else 4,
                                  data={"run": p.run_id}))
-    direction = "lower is better" if s.name in LOWER_IS_BETTER else "higher is better"
+    direction = "lower is better" if lower_is_better(s.name) else "higher is better"
     filt = s.metric.partition(",")[2]
     title = escape(s.name) + (f" <span>({escape(filt)})</span>" if filt and filt != "none" else "")
     listed = "".join(_regression_line(p, with_metric=False) for p in s.points if p.regression)
@@ -241,6 +244,21 @@ def _runs_table(runs: list[RunRecord]) -> str:
     return f"<table class='runs'><tr>{head}</tr>{''.join(rows)}</table>"
 
 
+def _agreement_table(task: str, runs: list[RunRecord], agreement: dict) -> str:
+    """The raters' agreement behind a task's figures (human ratings, judges), per run; empty when none."""
+    rows = []
+    for r in runs:
+        for a in agreement[r.run_id].get(task, []):
+            cells = (r.run_id, a.dimension, a.level, "n/a" if a.alpha is None else f"{a.alpha:.3f}",
+                     "n/a" if a.percent is None else f"{a.percent:.1%}", str(a.raters), str(a.units))
+            rows.append("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
+    if not rows:
+        return ""
+    head = "".join(f"<th>{h}</th>" for h in ("run", "dimension", "level", "Krippendorff's alpha", "agreeing pairs",
+                                              "raters", "items rated twice or more"))
+    return f"<h3>Agreement between raters</h3><table class='agreement'><tr>{head}</tr>{''.join(rows)}</table>"
+
+
 def _latest_summary(series: list[MetricSeries], max_drop: float) -> str:
     newest = _newest(series)
     if newest is None:
@@ -259,10 +277,12 @@ def render_dashboard(registry_path: str | Path, max_drop: float = 0.05, suite: s
     """The dashboard page of a registry (its runs of `suite`, when given), regressions beyond `max_drop`."""
     runs, series = _load(registry_path, suite, max_drop)
     slot = {r.run_id: i for i, r in enumerate(runs)}
+    agreement = {r.run_id: run_agreement(registry_path, r.run_id) for r in runs}
     tasks = []
     for task in dict.fromkeys(s.task for s in series):
         charts = "".join(_chart(s, slot) for s in series if s.task == task)
-        tasks.append(f"<section class='task'><h2>{escape(task)}</h2><div class='charts'>{charts}</div></section>")
+        tasks.append(f"<section class='task'><h2>{escape(task)}</h2><div class='charts'>{charts}</div>"
+                     f"{_agreement_table(task, runs, agreement)}</section>")
     subtitle = (f"registry {escape(str(registry_path))}" + (f", suite {escape(suite)}" if suite else "")
                 + f" · {len(runs)} run(s) · gate: worse than the previous run by more than {max_drop * 100:g}%")
     body = (f"<section id='latest'><h2>Latest vs previous</h2>{_latest_summary(series, max_drop)}</section>"

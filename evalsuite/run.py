@@ -71,6 +71,7 @@ class RunConfig:
     max_new_tokens: int = 256  # slot tasks: the longest reply per model turn
     temperature: float = 0.0  # slot tasks: sampling temperature (above 0, each of `repeats` trials samples anew)
     task_dirs: list[str] = field(default_factory=list)  # more lm-eval task YAML folders (e.g. a loop's held-out)
+    latency: int = 0  # serving figures over this many streamed prompts (`evalsuite.latency`); 0: none
 
 
 @dataclass
@@ -249,9 +250,30 @@ def is_endpoint(model: str) -> bool:
 
 
 def _model(cfg: RunConfig):
+    from evalsuite.slots.task import SCRIPTED
+
     if is_endpoint(cfg.model):
         return _endpoint_model(cfg)
+    if cfg.model.startswith(SCRIPTED):
+        return _scripted_model(cfg)
     return _local_model(cfg)
+
+
+def _scripted_model(cfg: RunConfig, task: str = "lm-eval tasks"):
+    """A scripted reference model for lm-eval tasks (`evalsuite.scripted`), identified by its script."""
+    from evalsuite.scripted import NAMES, ScriptedLM, ScriptedLMError
+    from evalsuite.slots.reference import REFERENCE_AGENTS
+    from evalsuite.slots.task import SCRIPTED
+
+    name = cfg.model[len(SCRIPTED):]
+    if name in REFERENCE_AGENTS:
+        raise EvalError(f"{cfg.model} is a scripted reference agent: it answers slot tasks only, not {task!r}; "
+                        f"scripted models for lm-eval tasks: {', '.join(NAMES)}")
+    try:
+        lm = ScriptedLM(name)
+    except ScriptedLMError as e:
+        raise EvalError(str(e)) from None
+    return lm, ModelInfo(lm.fingerprint, served_as=cfg.model)
 
 
 def _json_default(value):
@@ -269,7 +291,7 @@ def run(cfg: RunConfig) -> RunResult:
     lm_tasks = [t for t in suite.tasks if t not in slot_tasks]
     scripted = cfg.model.startswith(SCRIPTED)
     if scripted and lm_tasks:
-        raise EvalError(f"{cfg.model} is a scripted reference agent: it answers slot tasks only, not {lm_tasks[0]!r}")
+        _scripted_model(cfg, lm_tasks[0])  # an unknown name fails now, listing the scripted models
     if not is_endpoint(cfg.model) and not scripted:
         check_model_folder(cfg.model)  # before lm-eval spends seconds indexing its tasks
     out = Path(cfg.output)
@@ -296,6 +318,12 @@ def run(cfg: RunConfig) -> RunResult:
             results["results"].update(found)
             slot_files += files
     seconds = time.perf_counter() - started
+    serving = None
+    if cfg.latency:  # after the tasks, outside `seconds`: time to first token, tokens/s, latency percentiles
+        from evalsuite.latency import measure_run
+
+        serving = measure_run(cfg, samples, info.served_as)
+        results["results"]["serving"] = serving.results()
     (out / "samples").mkdir(exist_ok=True)
     for task, rows in samples.items():  # slot task names can be paths (slots:<file>, bfcl:<folder>)
         name = re.sub(r"[^\w.-]+", "_", task)
@@ -317,6 +345,7 @@ def run(cfg: RunConfig) -> RunResult:
         "versions": library_versions(),
         "cache": {"hits": cached.hits, "misses": cached.misses} if cached is not None else None,
         "repeats": repeat_spread(repeats) if len(repeats) > 1 else None,
+        "serving": asdict(serving) if serving else None,
     }
     atomic_write_text(out / "run.json", json.dumps(manifest, indent=2, default=_json_default))
     atomic_write_text(out / "summary.md", summary_markdown(suite, cfg, results["results"], seconds))

@@ -12,6 +12,9 @@ Routes:
     POST /v1/chat/completions   messages rendered with the model's chat template; with `tools` (and
                                 `tool_choice` "auto" or "none"), tool calls parsed out of the reply and
                                 returned as `message.tool_calls`
+    Both take `stream: true` (one prompt, no echo, logprobs or tools): server-sent events in OpenAI's chunk
+    format, `data: {chunk}` per piece of text as the tokens are generated, then `data: [DONE]`; with
+    `stream_options: {"include_usage": true}`, a last chunk with no choices and the token counts.
     GET  /tokenizer_info, POST /tokenize, POST /detokenize
                                 the tokenizer, as vLLM exposes it (lm-eval's `remote` tokenizer backend)
     GET  /health
@@ -22,6 +25,7 @@ Prompts and generations are never logged.
 from __future__ import annotations
 
 import json
+import queue
 import threading
 import time
 from collections.abc import Iterator
@@ -50,10 +54,11 @@ class RequestError(ValueError):
 
 @dataclass
 class Completion:
-    """One generated continuation and, when asked, the log-probabilities of its tokens."""
+    """One generated continuation and, when asked, the log-probabilities of its tokens (or, streamed, a piece of
+    one: the text since the previous piece, no finish reason until the last)."""
 
     text: str
-    finish_reason: str
+    finish_reason: str | None
     tokens: list[str] | None = None
     token_logprobs: list[float | None] | None = None
     top_logprobs: list[dict[str, float] | None] | None = None
@@ -139,11 +144,7 @@ class LocalModel:
                  stop: list[str] | None = None, logprobs: int | None = None, echo: bool = False) -> Completion:
         """Continue `ids` by up to `max_tokens` tokens (greedy at temperature 0); with `logprobs`, the
         log-probability of every returned token (the prompt's too with `echo`) and the top-k at each position."""
-        if not ids:
-            raise RequestError("the prompt is empty")
-        if len(ids) + max_tokens > self.max_length:
-            raise RequestError(f"prompt ({len(ids)} tokens) plus max_tokens ({max_tokens}) exceeds the model's "
-                               f"context of {self.max_length} tokens")
+        self._check_room(ids, max_tokens)
         torch = self._torch
         with self.lock:
             new, finish = self._generate(ids, max_tokens, temperature, seed, stop)
@@ -171,29 +172,138 @@ class LocalModel:
             result.text = self.tokenizer.decode(ids) + result.text
         return result
 
-    def _generate(self, ids: list[int], max_tokens: int, temperature: float, seed: int,
-                  stop: list[str] | None) -> tuple[list[int], str]:
+    def _check_room(self, ids: list[int], max_tokens: int) -> None:
+        if not ids:
+            raise RequestError("the prompt is empty")
+        if len(ids) + max_tokens > self.max_length:
+            raise RequestError(f"prompt ({len(ids)} tokens) plus max_tokens ({max_tokens}) exceeds the model's "
+                               f"context of {self.max_length} tokens")
+
+    def stream(self, ids: list[int], max_tokens: int, temperature: float = 0.0, seed: int = 0,
+               stop: list[str] | None = None) -> Iterator[Completion]:
+        """`complete` (without logprobs) piece by piece as the tokens are generated: each piece has the text since
+        the previous one and the tokens so far, the last one the finish reason. Text that may be the start of a
+        stop string, or of a character whose bytes are still coming, is held back, so the pieces join up to
+        what `complete` returns. The request is checked before the first piece is asked for."""
+        self._check_room(ids, max_tokens)
+        return self._stream(ids, max_tokens, temperature, seed, [s for s in stop or [] if s])
+
+    def _stream(self, ids: list[int], max_tokens: int, temperature: float, seed: int,
+                stop: list[str]) -> Iterator[Completion]:
+        from transformers import StoppingCriteriaList
+
         if max_tokens <= 0:
-            return [], "length"
+            yield Completion("", "length", prompt_tokens=len(ids))
+            return
+        tokens, cancel = _TokenQueue(), threading.Event()
+        new: list[int] = []
+        text, sent, finish = "", 0, None
+        with self.lock:
+            kwargs = self._generate_kwargs(max_tokens, temperature, seed, stop)
+            kwargs.update(streamer=tokens, stopping_criteria=StoppingCriteriaList([_Cancelled(cancel)]))
+            worker = threading.Thread(target=self._generate_into, args=(ids, kwargs, tokens), daemon=True)
+            worker.start()
+            try:
+                for token in iter(tokens.queue.get, None):
+                    if token == self.tokenizer.eos_token_id:
+                        finish = "stop"
+                        break
+                    new.append(token)
+                    text = self.tokenizer.decode(new, skip_special_tokens=True)
+                    cut = min((text.index(s) for s in stop if s in text), default=None)
+                    if cut is not None:
+                        text, finish = text[:cut], "stop"
+                        break
+                    ready = _ready(text, stop)
+                    if ready > sent:
+                        yield Completion(text[sent:ready], None, prompt_tokens=len(ids), completion_tokens=len(new))
+                        sent = ready
+                if tokens.error is not None:
+                    raise tokens.error
+                finish = finish or ("length" if len(new) == max_tokens else "stop")
+                yield Completion(text[sent:], finish, prompt_tokens=len(ids), completion_tokens=len(new))
+            finally:  # also when the reader stops early (a client that hung up): end the generation first
+                cancel.set()
+                worker.join()
+
+    def _generate_into(self, ids: list[int], kwargs: dict, tokens: _TokenQueue) -> None:
+        try:
+            self._call_generate(ids, kwargs)
+        except Exception as e:  # noqa: BLE001 - any error of generate: the reading thread raises it
+            tokens.error = e
+            tokens.end()
+
+    def _call_generate(self, ids: list[int], kwargs: dict):
         torch = self._torch
-        eos = self.tokenizer.eos_token_id
-        if max_tokens == 1 and temperature == 0:  # the log-likelihood request: one forward pass
-            token = int(self._logits(ids)[-1].argmax())
-            return [token], "stop" if token == eos else "length"
-        torch.manual_seed(seed)
-        kwargs = {"do_sample": temperature > 0, "max_new_tokens": max_tokens, "pad_token_id": eos}
+        with torch.inference_mode():
+            return self.model.generate(torch.tensor([ids], device=self.device),
+                                       attention_mask=torch.ones(1, len(ids), dtype=torch.long, device=self.device),
+                                       **kwargs)
+
+    def _generate_kwargs(self, max_tokens: int, temperature: float, seed: int, stop: list[str] | None) -> dict:
+        """`generate`'s arguments for a request (seeds torch's generator: sampling repeats with the seed)."""
+        self._torch.manual_seed(seed)
+        kwargs = {"do_sample": temperature > 0, "max_new_tokens": max_tokens,
+                  "pad_token_id": self.tokenizer.eos_token_id}
         if temperature > 0:
             kwargs["temperature"] = temperature
         if stop:
             kwargs.update(stop_strings=[s for s in stop if s], tokenizer=self.tokenizer)
-        with torch.inference_mode():
-            out = self.model.generate(torch.tensor([ids], device=self.device),
-                                      attention_mask=torch.ones(1, len(ids), dtype=torch.long, device=self.device),
-                                      **kwargs)
+        return kwargs
+
+    def _generate(self, ids: list[int], max_tokens: int, temperature: float, seed: int,
+                  stop: list[str] | None) -> tuple[list[int], str]:
+        if max_tokens <= 0:
+            return [], "length"
+        eos = self.tokenizer.eos_token_id
+        if max_tokens == 1 and temperature == 0:  # the log-likelihood request: one forward pass
+            token = int(self._logits(ids)[-1].argmax())
+            return [token], "stop" if token == eos else "length"
+        out = self._call_generate(ids, self._generate_kwargs(max_tokens, temperature, seed, stop))
         new = [int(t) for t in out[0, len(ids):]]
         if eos is not None and eos in new:
             return new[: new.index(eos)], "stop"
         return new, "length" if len(new) == max_tokens else "stop"
+
+
+class _TokenQueue:
+    """A `generate` streamer that hands the new token ids, one at a time, to the thread reading `queue`; None
+    marks the end (after an error in `generate`, kept in `error`)."""
+
+    def __init__(self):
+        self.queue: queue.Queue[int | None] = queue.Queue()
+        self.error: Exception | None = None
+        self._prompt_seen = False
+
+    def put(self, value) -> None:
+        if not self._prompt_seen:  # `generate` puts the prompt first
+            self._prompt_seen = True
+            return
+        for token in value.reshape(-1).tolist():
+            self.queue.put(int(token))
+
+    def end(self) -> None:
+        self.queue.put(None)
+
+
+class _Cancelled:
+    """A `generate` stopping criterion: stop once `event` is set."""
+
+    def __init__(self, event: threading.Event):
+        self.event = event
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+def _ready(text: str, stop: list[str]) -> int:
+    """How much of the text generated so far can be sent: not a last character still missing bytes (decoded
+    as U+FFFD), nor an ending that may be the start of a stop string."""
+    end = len(text.rstrip("\ufffd"))
+    held = max((k for s in stop for k in range(1, len(s)) if text[:end].endswith(s[:k])), default=0)
+    return end - held
 
 
 def _prompts(model: LocalModel, prompt) -> list[list[int]]:
@@ -232,6 +342,66 @@ def _stop(body: dict) -> list[str]:
     return stop
 
 
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict:
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
+
+
+def _include_usage(body: dict) -> bool:
+    options = body.get("stream_options") or {}
+    if not isinstance(options, dict):
+        raise RequestError("'stream_options' must be an object")
+    return bool(options.get("include_usage"))
+
+
+def _chunks(head: dict, pieces: Iterator[Completion], choice, include_usage: bool,
+            opening: dict | None = None) -> Iterator[dict]:
+    """A streamed response's chunks: `head` (id, object, created, model) with one choice per piece of text
+    (`choice(piece)`), after `opening` if given; with `include_usage`, a last chunk with the token counts."""
+    if opening:
+        yield {**head, "choices": [opening]}
+    last = None
+    try:
+        for last in pieces:
+            if last.text or last.finish_reason:
+                yield {**head, "choices": [choice(last)]}
+    finally:  # a reader that stops early stops the generation
+        pieces.close()
+    if include_usage and last is not None:
+        yield {**head, "choices": [], "usage": _usage(last.prompt_tokens, last.completion_tokens)}
+
+
+def completion_chunks(model: LocalModel, body: dict) -> Iterator[dict]:
+    """The chunks of POST /v1/completions with `stream: true` (checked before the first chunk is asked for)."""
+    if body.get("echo") or body.get("logprobs") is not None:
+        raise RequestError("'stream' does not combine with 'echo' or 'logprobs'")
+    prompts = _prompts(model, body.get("prompt"))
+    if len(prompts) != 1:
+        raise RequestError("'stream' takes one prompt")
+    pieces = model.stream(prompts[0], _number(body, "max_tokens", 16, int), _number(body, "temperature", 0.0),
+                          _number(body, "seed", 0, int), _stop(body))
+    head = {"id": f"cmpl-{time.time_ns()}", "object": "text_completion", "created": int(time.time()),
+            "model": model.name}
+    return _chunks(head, pieces, lambda c: {"index": 0, "text": c.text, "logprobs": None,
+                                            "finish_reason": c.finish_reason}, _include_usage(body))
+
+
+def chat_chunks(model: LocalModel, body: dict) -> Iterator[dict]:
+    """The chunks of POST /v1/chat/completions with `stream: true`: the assistant role first, then the reply's
+    text in pieces (checked before the first chunk is asked for)."""
+    if _tools(body):
+        raise RequestError("'stream' does not combine with 'tools' on this server")
+    messages = _messages(body)
+    max_tokens = _number(body, "max_completion_tokens", None, int) or _number(body, "max_tokens", 256, int)
+    pieces = model.stream(model.chat_ids(messages), max_tokens, _number(body, "temperature", 0.0),
+                          _number(body, "seed", 0, int), [*_stop(body), *model.end_of_turn])
+    head = {"id": f"chatcmpl-{time.time_ns()}", "object": "chat.completion.chunk", "created": int(time.time()),
+            "model": model.name}
+    return _chunks(head, pieces, lambda c: {"index": 0, "delta": {"content": c.text} if c.text else {},
+                                            "finish_reason": c.finish_reason}, _include_usage(body),
+                   opening={"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None})
+
+
 def completions(model: LocalModel, body: dict) -> dict:
     """The response to POST /v1/completions."""
     logprobs = body.get("logprobs")
@@ -256,9 +426,7 @@ def completions(model: LocalModel, body: dict) -> dict:
         prompt_tokens += c.prompt_tokens
         completion_tokens += c.completion_tokens
     return {"id": f"cmpl-{time.time_ns()}", "object": "text_completion", "created": int(time.time()),
-            "model": model.name, "choices": choices,
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens}}
+            "model": model.name, "choices": choices, "usage": _usage(prompt_tokens, completion_tokens)}
 
 
 def _messages(body: dict) -> list[dict]:
@@ -335,8 +503,7 @@ def chat_completions(model: LocalModel, body: dict) -> dict:
     return {"id": f"chatcmpl-{time.time_ns()}", "object": "chat.completion", "created": int(time.time()),
             "model": model.name,
             "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
-            "usage": {"prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
-                      "total_tokens": c.prompt_tokens + c.completion_tokens}}
+            "usage": _usage(c.prompt_tokens, c.completion_tokens)}
 
 
 def _calls_as_markup(message: dict) -> dict:
@@ -377,6 +544,28 @@ def _handler(model: LocalModel, api_key: str | None):
             self.end_headers()
             self.wfile.write(data)
 
+        def _send_events(self, events: Iterator[dict]) -> None:
+            """Server-sent events as OpenAI streams them: `data: {chunk}` each, then `data: [DONE]`, in chunked
+            transfer encoding (the connection stays usable)."""
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+
+            def write(data: bytes) -> None:
+                self.wfile.write(b"%X\r\n%s\r\n" % (len(data), data))
+
+            try:
+                for event in events:
+                    write(b"data: " + json.dumps(event, ensure_ascii=False).encode() + b"\n\n")
+                write(b"data: [DONE]\n\n")
+                self.wfile.write(b"0\r\n\r\n")
+            except ConnectionError:  # the client hung up: stop generating
+                self.close_connection = True
+            finally:
+                events.close()
+
         def _error(self, status: int, message: str) -> None:
             self._send(status, {"error": {"message": message, "type": "invalid_request_error", "code": status}})
 
@@ -415,8 +604,12 @@ def _handler(model: LocalModel, api_key: str | None):
                 if not isinstance(body, dict):
                     raise RequestError("the request body must be a JSON object")
                 path = self.path.rstrip("/")
-                if path == "/v1/completions":
+                if path == "/v1/completions" and body.get("stream"):
+                    self._send_events(completion_chunks(model, body))
+                elif path == "/v1/completions":
                     self._send(200, completions(model, body))
+                elif path == "/v1/chat/completions" and body.get("stream"):
+                    self._send_events(chat_chunks(model, body))
                 elif path == "/v1/chat/completions":
                     self._send(200, chat_completions(model, body))
                 elif path == "/tokenize":
