@@ -40,11 +40,11 @@ class Dataset(_Strict):
 
 class InitStage(_Strict):
     """A from-scratch causal LM every variant starts from (same weights, same tokenizer), so variants differ
-    only in their data. The tokenizer is trained on `tokenizer_data`."""
+    only in their data. The tokenizer is trained on `tokenizer_docs` documents spread over `tokenizer_data`."""
 
     kind: Literal["init"]
     tokenizer_data: str
-    tokenizer_docs: int = Field(20_000, ge=10)  # documents the tokenizer is trained on (the first ones)
+    tokenizer_docs: int = Field(20_000, ge=10)  # documents the tokenizer is trained on (spread over the set)
     architecture: Literal["llama", "gpt2"] = "llama"
     vocab_size: int = Field(8000, ge=300)
     hidden_size: int = Field(128, ge=8)
@@ -115,7 +115,7 @@ class EvalStage(_Strict):
     model: str
     suite: str | None = "core_permissive"
     held_out: list[str] = Field(default_factory=list)
-    held_out_docs: int = Field(300, ge=1)  # the first documents of each held-out set (time on a CPU)
+    held_out_docs: int = Field(300, ge=1)  # documents of each held-out set, spread over it (time on a CPU)
     limit: int | None = Field(None, ge=1)
     device: str = "cpu"
     batch_size: int | Literal["auto"] = 8
@@ -128,7 +128,7 @@ class Influence(_Strict):
 
     model: str
     held_out: str
-    held_out_docs: int = Field(300, ge=1)  # the first documents of `held_out`
+    held_out_docs: int = Field(300, ge=1)  # documents of `held_out`, spread over it
 
 
 class ScoreStage(_Strict):

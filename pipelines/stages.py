@@ -51,13 +51,13 @@ def _fields(ctx: StageContext, ref: str) -> tuple[str, str]:
 
 
 def init(stage: InitStage, ctx: StageContext) -> tuple[Outputs, dict]:
-    """A tokenizer trained on the first documents of `tokenizer_data` and a randomly initialised model."""
+    """A tokenizer trained on documents spread over `tokenizer_data` and a randomly initialised model."""
     import torch
 
     from plugins.pretrain import PretrainOptions, scratch_model
     from train.tokenizer import train_bpe_tokenizer
 
-    texts = [text for _, text in _first_documents(ctx, stage.tokenizer_data, stage.tokenizer_docs)]
+    texts = [text for _, text in _spread_documents(ctx, stage.tokenizer_data, stage.tokenizer_docs)]
     tokenizer = train_bpe_tokenizer(texts, stage.vocab_size)
     torch.manual_seed(stage.seed)
     options = PretrainOptions(architecture=stage.architecture, vocab_size=stage.vocab_size,
@@ -131,15 +131,13 @@ def train(stage: TrainStage, ctx: StageContext) -> tuple[Outputs, dict]:
     return outputs, metrics
 
 
-def _first_documents(ctx: StageContext, ref: str, count: int) -> list[tuple[str, str]]:
-    """(id, text) of the first `count` documents behind a reference."""
+def _spread_documents(ctx: StageContext, ref: str, count: int) -> list[tuple[str, str]]:
+    """(id, text) of `count` documents spread evenly over those behind a reference (all of them when there
+    are fewer), in their order: every part of the input is represented (files are often sorted by language or
+    source, so the first documents would be one language), and the choice is the same on every run."""
     text_field, id_field = _fields(ctx, ref)
-    out = []
-    for doc_id, text, _ in iter_documents(ctx.paths(ref), text_field, id_field):
-        if len(out) >= count:
-            break
-        out.append((doc_id, text))
-    return out
+    docs = [(doc_id, text) for doc_id, text, _ in iter_documents(ctx.paths(ref), text_field, id_field)]
+    return docs if len(docs) <= count else [docs[i * len(docs) // count] for i in range(count)]
 
 
 def _held_out_task(name: str, data: Path) -> str:
@@ -165,7 +163,7 @@ def evaluate(stage: EvalStage, ctx: StageContext) -> tuple[Outputs, dict]:
     for ref in stage.held_out:
         name = "heldout_" + ref.replace("/", "_")
         rows = [json.dumps({"id": doc_id, "text": text}, ensure_ascii=False)
-                for doc_id, text in _first_documents(ctx, ref, stage.held_out_docs)]
+                for doc_id, text in _spread_documents(ctx, ref, stage.held_out_docs)]
         atomic_write_text(task_dir / f"{name}.jsonl", "\n".join(rows) + "\n")
         atomic_write_text(task_dir / f"{name}.yaml", _held_out_task(name, task_dir / f"{name}.jsonl"))
         tasks.append(name)
@@ -243,7 +241,7 @@ def score(stage: ScoreStage, ctx: StageContext) -> tuple[Outputs, dict]:
     scorers += [PerplexityScorer(column, ctx.paths(ref)[0], max_length=stage.max_length)
                 for column, ref in stage.perplexity.items()]
     for name, influence in stage.influence.items():
-        held_out = _first_documents(ctx, influence.held_out, influence.held_out_docs)
+        held_out = _spread_documents(ctx, influence.held_out, influence.held_out_docs)
         scorers.append(InfluenceScorer(name, ctx.paths(influence.model)[0], [text for _, text in held_out],
                                        max_length=stage.max_length))
     if not scorers:
