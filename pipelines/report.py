@@ -13,7 +13,7 @@ from html import escape
 from pathlib import Path
 
 from corpus.io import atomic_write_text
-from evalsuite.compare import LOWER_IS_BETTER, MetricChange
+from evalsuite.compare import MetricChange, lower_is_better
 from evalsuite.dashboard import BLUE, GREY, RED, ChartPoint, html_page, svg_chart
 
 GREEN = "#2e8b57"
@@ -50,12 +50,8 @@ def metrics_of(results: dict) -> dict[Metric, tuple[float, float | None]]:
     return out
 
 
-def _lower_is_better(metric: str) -> bool:
-    return metric.split(",")[0] in LOWER_IS_BETTER
-
-
 def _direction(metric: str) -> str:
-    return "lower is better" if _lower_is_better(metric) else "higher is better"
+    return "lower is better" if lower_is_better(metric) else "higher is better"
 
 
 def _mean(value: float, stderr: float | None) -> str:
@@ -106,7 +102,7 @@ def _table(variants: list[str], values: dict[str, dict[Metric, tuple[float, floa
     rows = []
     for task, metric in shared:
         means = [values[v][(task, metric)][0] for v in variants]
-        best = min(means) if _lower_is_better(metric) else max(means)
+        best = min(means) if lower_is_better(metric) else max(means)
         cells = "".join(
             f"<td class='num best' title='best'>{_mean(*values[v][(task, metric)])} ★</td>" if mean == best
             else f"<td class='num'>{_mean(*values[v][(task, metric)])}</td>" for v, mean in zip(variants, means))
