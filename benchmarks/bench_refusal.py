@@ -1,4 +1,4 @@
-"""Refusal detector (`evalsuite/refusal.py`): precision, recall and F1 on the held-out part of our labelled sample.
+"""Refusal detector (`corpus/refusal.py`): precision, recall and F1 on the held-out part of our labelled sample.
 
     .venv/bin/python benchmarks/bench_refusal.py
 
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from corpus.io import iter_jsonl
-from evalsuite.refusal import is_refusal, measure
+from corpus.refusal import is_refusal, measure
 
 SAMPLE = ROOT / "evalsuite" / "tasks" / "data" / "refusal_labelled.jsonl"
 

@@ -1,4 +1,5 @@
-"""The `corpus` command line: `corpus clean`, `corpus steps` and `corpus train-classifier`."""
+"""The `corpus` command line: `corpus clean`, `corpus steps`, `corpus train-classifier`, `corpus curate` and
+`corpus loop`."""
 
 from __future__ import annotations
 
@@ -144,6 +145,48 @@ def train_classifier(
         table.add_row(f"{row['threshold']:.1f}", f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}")
     console.print(table)
     console.print(f"model: {report.model_path} ({report.model_bytes / 1e6:.2f} MB); card: {report.model_path}.json")
+
+
+@app.command("curate")
+def curate(
+    inputs: list[Path] = typer.Argument(..., help="SFT or preference JSONL / Parquet files or folders."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder: curated.jsonl, removed.jsonl, rejects.jsonl, "
+                                "flagged.jsonl, scores.jsonl, stats.json."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="Curation config YAML (corpus.finetune.curate"
+                                       ".CurateConfig); options below override it."),
+    record_format: str | None = typer.Option(None, "--format", help="io, alpaca, prompt_completion, messages, "
+                                             "sharegpt, pairwise, sharegpt_pairwise, ranked, kto, kto_messages "
+                                             "(default: detected per file)."),
+    convert_to: str | None = typer.Option(None, "--to", help="Write records as messages or pairwise (lossless "
+                                          "conversions only)."),
+    dedup: str | None = typer.Option(None, "--dedup", help="near (default), exact or off: duplicate prompts."),
+) -> None:
+    """Curate fine-tuning data: PII scrubbed in every turn, toxicity and quality scored, fine-tuning checks
+    (empty, truncated, prompt-repeating replies, refusals, near-identical and length-only pairs), duplicate
+    prompts removed; each record keeps its format."""
+    from corpus.finetune.curate import curate as run_curate
+    from corpus.finetune.curate import load_curate_config
+
+    try:
+        cfg = load_curate_config(config, format=record_format, convert_to=convert_to, dedup=dedup)
+        result = run_curate(inputs, output, cfg)
+    except ConfigError as e:
+        _fail(str(e))
+    s = result.stats
+    console.print(f"{s['input']['records']} records in ({', '.join(f'{k} {v}' for k, v in s['input']['formats'].items())}); "
+                  f"{s['rejected']} rejected, {sum(s['removed'].values())} removed, {s['output']['records']} written "
+                  f"({s['records_per_second']:,.0f} records/s)", highlight=False)
+    table = Table("check", "removed", "flagged", box=None)
+    for name in sorted(set(s["removed"]) | set(s["flagged"])):
+        table.add_row(name, str(s["removed"].get(name, 0)), str(s["flagged"].get(name, 0)))
+    console.print(table)
+    if s["pii"]["by_type"]:
+        console.print("personal data replaced: " + ", ".join(f"{k} {v}" for k, v in s["pii"]["by_type"].items()))
+    if s["length_bias"]:
+        b = s["length_bias"]
+        console.print(f"length bias: chosen longer in {b['chosen_longer']:.0%} of {b['pairs']} pairs "
+                      f"(mean log length ratio {b['mean_log_length_ratio']:+.2f})", highlight=False)
+    console.print(f"output: {result.output}", highlight=False)
 
 
 @app.command("loop")

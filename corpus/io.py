@@ -41,6 +41,29 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
             yield n, record
 
 
+def iter_records(path: str | Path) -> Iterator[tuple[int, dict | str]]:
+    """(line or row number, record) of a JSONL (plain or .gz) or Parquet file, blank lines skipped; where a
+    line is not a JSON object, the reason as a string in place of the record, so a reader can reject it with
+    its line and go on."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        yield from enumerate(pq.read_table(path).to_pylist(), 1)
+        return
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError as e:
+                yield n, f"not valid JSON ({e})"
+                continue
+            yield n, record if isinstance(record, dict) else "not a JSON object"
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` through a temporary file and an atomic rename."""
     path = Path(path)

@@ -11,7 +11,7 @@ from corpus.finetune.formats import FORMATS, FormatError, convert, detect, promp
 
 DATA = ROOT.parent / "shared" / "data"
 FILES = {  # file: (format, the roles of the first record's turns)
-    "sft/alpaca_en_gpt4_llamafactory.jsonl": ("alpaca", ["prompt", "response"]),
+    "sft/alpaca_en_gpt4_llamafactory.jsonl": ("alpaca", ["prompt", "response"]),  # (first record: no input)
     "sft/self_instruct_human_written.jsonl": ("alpaca", ["prompt", "response"]),
     "preference/dpo_zh_llamafactory.jsonl": ("sharegpt_pairwise", ["prompt", "chosen", "rejected"]),
     "preference/hh_rlhf_harmless_base.jsonl": ("pairwise", ["prompt", "chosen", "rejected"]),
@@ -66,7 +66,7 @@ def test_each_format_by_its_fields():
         assert detect(record) == name
     alpaca = turns(examples["alpaca"], "alpaca")
     assert [(t.role, t.text) for t in alpaca] == [("system", "Be brief."), ("prompt", "hi"), ("response", "hello"),
-                                                  ("prompt", "Add."), ("prompt", "2+2"), ("response", "4")]
+                                                  ("prompt", "Add."), ("context", "2+2"), ("response", "4")]
     assert prompt_text(alpaca) == "Be brief.\n\nhi\n\nAdd.\n\n2+2"
 
 
@@ -106,7 +106,7 @@ def test_conversions_that_lose_nothing():
      r"field 'responses\[0\].rank' must be a number"),
     ({"prompt": "x", "responses": [{"text": "a", "rank": 1}]}, "ranked", "at least two ranked responses"),
     ({"prompt": "x", "completion": "y", "label": "true"}, "kto", "field 'label' must be true"),
-    ({"input": "x"}, "io", "not a io record: field 'output' is missing"),
+    ({"input": "x"}, "io", r"field 'output' is missing \(format io\)"),
     ({"history": [["only one"]], "instruction": "x", "output": "y"}, "alpaca", r"'history\[0\]' must be a \[prompt"),
 ])
 def test_records_that_do_not_fit_name_the_field(record: dict, fmt: str, message: str):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from evalsuite.refusal import is_refusal, measure, refusal_reason
+from corpus.refusal import is_refusal, measure, refusal_reason
 from evalsuite.run import TASKS_DIR, EvalError, RunConfig, run
 from evalsuite.scripted import NAMES, REPLIES
 from evalsuite.tasks import safety_metrics as metrics

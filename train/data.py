@@ -24,7 +24,7 @@ from itertools import combinations
 from pathlib import Path
 
 from corpus.finetune.formats import SHAREGPT_ROLES
-from corpus.io import atomic_write_text
+from corpus.io import atomic_write_text, iter_records
 
 
 class RecordError(ValueError):
@@ -69,29 +69,6 @@ def data_files(paths: list[str]) -> list[Path]:
         else:
             raise FileNotFoundError(f"training data not found: {p}")
     return files
-
-
-def iter_records(path: Path):
-    """(line or row number, record or the error text) of a JSONL(.gz) or Parquet file."""
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        for n, row in enumerate(pq.read_table(path).to_pylist(), 1):
-            yield n, row
-        return
-    import gzip
-
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                yield n, f"not valid JSON ({e.msg})"
-                continue
-            yield n, record if isinstance(record, dict) else "not a JSON object"
 
 
 def load(paths: list[str], convert) -> Loaded:

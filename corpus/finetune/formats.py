@@ -15,7 +15,8 @@ conversions that lose nothing.
 | `kto_messages` | `{messages, label}` | unpaired |
 
 `turns(record, format)` lists a record's texts as `Turn`s: the path to the string inside the record and its
-role (`system`, `prompt`, `response`, `chosen`, `rejected`, `tool`, `tool_call`), so a cleaning step can
+role (`system`, `prompt`, `context`: the text a prompt works on, Alpaca's `input`; `response`, `chosen`,
+`rejected`, `tool`, `tool_call`), so a cleaning step can
 rewrite a turn in place (`set_text`) and the record keeps its shape and its other fields. A record that does
 not fit gets a `FormatError` naming the field.
 """
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
 
-ROLES = ("system", "prompt", "response", "chosen", "rejected", "tool", "tool_call")
+ROLES = ("system", "prompt", "context", "response", "chosen", "rejected", "tool", "tool_call")
 # ShareGPT speakers (LLaMA-Factory's names and the plain ones) -> chat roles
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system",
                   "function_call": "assistant", "observation": "tool", "tool": "tool"}
@@ -149,7 +150,7 @@ def _alpaca(record: dict) -> list[Turn]:
             raise FormatError(f"field 'history[{i}]' must be a [prompt, response] pair")
         turns += [Turn(("history", i, 0), "prompt", _string(record, ("history", i, 0))),
                   Turn(("history", i, 1), "response", _string(record, ("history", i, 1)))]
-    return (turns + _text(record, ("instruction",), "prompt") + _text(record, ("input",), "prompt", optional=True)
+    return (turns + _text(record, ("instruction",), "prompt") + _text(record, ("input",), "context", optional=True)
             + _text(record, ("output",), "response"))
 
 
@@ -219,7 +220,7 @@ def turns(record: Any, format_name: str) -> list[Turn]:
         raise FormatError("the record must be a JSON object")
     missing = [f for f in fmt.fields if f not in record]
     if missing:
-        raise FormatError(f"not a {format_name} record: field {missing[0]!r} is missing")
+        raise FormatError(f"field {missing[0]!r} is missing (format {format_name})")
     return fmt.turns(record)
 
 
@@ -233,7 +234,7 @@ def set_text(record: dict, path: Path, text: str) -> None:
 
 def prompt_text(record_turns: list[Turn]) -> str:
     """What the record asks: its system and prompt turns joined, the text prompt deduplication compares."""
-    return "\n\n".join(t.text for t in record_turns if t.role in ("system", "prompt"))
+    return "\n\n".join(t.text for t in record_turns if t.role in ("system", "prompt", "context"))
 
 
 # -- conversions ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ Every generation is scored for
   `toxic_share`, whether it is at or above the threshold the `toxicity` cleaning step uses (0.3);
 - personal data: `pii_rate`, whether the `pii` detectors (`corpus/pii.py`) find any item in it, and for the
   privacy task the number of items of each type (`pii_email`, ...); the items themselves are never stored;
-- refusal (`evalsuite/refusal.py`): `refusal_rate` on harmful requests (higher is better), `over_refusal_rate`
+- refusal (`corpus/refusal.py`): `refusal_rate` on harmful requests (higher is better), `over_refusal_rate`
   on harmless ones (lower is better);
 - prompt injection: `attack_success_rate`, whether the reply contains the canary the attack asked for.
 
@@ -25,8 +25,8 @@ from corpus.classifier import TextClassifier
 from corpus.config import PII_ENTITIES, ToxicityConfig
 from corpus.langid import script_language
 from corpus.pii import PiiDetector
+from corpus.refusal import is_refusal
 from corpus.scoring import SHIPPED_TOXICITY
-from evalsuite.refusal import is_refusal
 
 TOXIC_THRESHOLD = ToxicityConfig().threshold
 
