@@ -50,6 +50,13 @@ def sampling_key(doc_id: str, text: str, seed: int) -> float:
     return xxhash.xxh64_intdigest(f"{doc_id}\x00{len(text)}", seed) / 2.0**64
 
 
+def copies(rate: float, key: float) -> int:
+    """How many copies of an item to keep at a sampling `rate`, given its uniform `key` in [0, 1): the whole
+    part of the rate, plus one more for keys below its fraction."""
+    whole, frac = math.floor(rate), rate - math.floor(rate)
+    return whole + (1 if key < frac else 0)
+
+
 class LanguageBalancer(CorpusStep):
     """Keeps a document with probability `rate` (or repeats it `rate` times on average when rate > 1)."""
 
@@ -61,9 +68,7 @@ class LanguageBalancer(CorpusStep):
         self.rates = rates
 
     def copies(self, doc: Document, lang: str) -> int:
-        rate = self.rates.get(lang, 1.0)
-        whole, frac = math.floor(rate), rate - math.floor(rate)
-        return whole + (1 if sampling_key(doc.id, doc.text, self.cfg.seed) < frac else 0)
+        return copies(self.rates.get(lang, 1.0), sampling_key(doc.id, doc.text, self.cfg.seed))
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         sink = self.removed_sink(rank)

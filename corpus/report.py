@@ -7,15 +7,12 @@ anywhere, offline, and a headless browser can check that every chart was drawn.
 from __future__ import annotations
 
 import json
+from html import escape
 from pathlib import Path
 
 from corpus.io import atomic_write_text
 
-_TEMPLATE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>corpus clean report</title>
-<style>
+_STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
 header{background:#1d2330;color:#fff;padding:18px 28px}header h1{margin:0;font-size:20px}
 header p{margin:4px 0 0;color:#b9c1d0}main{padding:20px 28px;display:grid;gap:18px;
@@ -26,22 +23,10 @@ table{border-collapse:collapse;width:100%;font-size:13px}td,th{padding:4px 6px;b
 text-align:right}td:first-child,th:first-child{text-align:left}svg text{font-size:11px;fill:#333}
 .legend span{display:inline-block;margin-right:12px}.legend i{display:inline-block;width:10px;height:10px;
 margin-right:4px;border-radius:2px}.wide{grid-column:1/-1}
-</style></head><body>
-<header><h1>corpus clean report</h1><p id="subtitle"></p></header>
-<main>
-<section class="wide"><h2>Summary</h2><div class="kpis" id="kpis"></div></section>
-<section><h2>Documents after each step</h2><div class="chart" id="chart-funnel"></div></section>
-<section><h2>Removed and rejected documents by reason</h2><div class="chart" id="chart-reasons"></div></section>
-<section><h2>Languages before and after balancing</h2><div class="legend" id="legend-langs"></div>
-<div class="chart" id="chart-languages"></div></section>
-<section><h2>Document length (characters), input and output</h2><div class="legend" id="legend-lengths"></div>
-<div class="chart" id="chart-lengths"></div></section>
-<section><h2>Personal data replaced, by type</h2><div class="chart" id="chart-pii"></div></section>
-<section class="wide"><h2>Steps</h2><table id="steps-table"></table></section>
-</main>
-<script type="application/json" id="stats">__STATS__</script>
-<script>
-"use strict";
+"""
+
+# the charts' shared script: the embedded statistics as S, and horizontal bar charts drawn as SVG
+_HELPERS = """"use strict";
 const S = JSON.parse(document.getElementById("stats").textContent);
 const NS = "http://www.w3.org/2000/svg";
 const COLORS = ["#3b6fd8", "#e07a2f", "#2e9d6b", "#b4449b", "#7a7f8c", "#d1b02b"];
@@ -79,7 +64,21 @@ function hbars(id, rows, series) {
   });
   box.dataset.drawn = "1";
 }
-function summary() {
+"""
+
+_CLEAN_SECTIONS = """
+<section class="wide"><h2>Summary</h2><div class="kpis" id="kpis"></div></section>
+<section><h2>Documents after each step</h2><div class="chart" id="chart-funnel"></div></section>
+<section><h2>Removed and rejected documents by reason</h2><div class="chart" id="chart-reasons"></div></section>
+<section><h2>Languages before and after balancing</h2><div class="legend" id="legend-langs"></div>
+<div class="chart" id="chart-languages"></div></section>
+<section><h2>Document length (characters), input and output</h2><div class="legend" id="legend-lengths"></div>
+<div class="chart" id="chart-lengths"></div></section>
+<section><h2>Personal data replaced, by type</h2><div class="chart" id="chart-pii"></div></section>
+<section class="wide"><h2>Steps</h2><table id="steps-table"></table></section>
+"""
+
+_CLEAN_DRAW = """function summary() {
   const first = S.steps[0] || {docs_out: 0};
   const k = [["input documents", first.docs_in], ["rejected (unreadable)", S.rejected_total],
              ["removed by steps", S.removed_total], ["output documents", S.output.docs],
@@ -126,17 +125,26 @@ hbars("chart-lengths", buckets.map(b => ({label: "≤ " + fmt(Number(b)), values
 const P = (S.pii || {}).by_type || {};
 hbars("chart-pii", Object.entries(P).map(([k, v]) => ({label: k, values: [v]})), ["items"]);
 document.body.dataset.ready = "1";
-</script></body></html>
 """
+
+
+def render_page(title: str, stats: dict, sections: str, draw: str) -> str:
+    """A self-contained report page: `sections` (HTML with empty chart boxes), the statistics embedded as
+    JSON, and `draw` (script filling the boxes with `hbars`, reading `S`); nothing is loaded from anywhere."""
+    payload = json.dumps(stats, ensure_ascii=False).replace("</", "<\\/")
+    return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+            f"<title>{escape(title)}</title>\n<style>{_STYLE}</style></head><body>\n"
+            f"<header><h1>{escape(title)}</h1><p id=\"subtitle\"></p></header>\n<main>{sections}</main>\n"
+            f"<script type=\"application/json\" id=\"stats\">{payload}</script>\n"
+            f"<script>\n{_HELPERS}{draw}</script></body></html>\n")
 
 
 def render_report(stats: dict) -> str:
     """The report page for a stats dictionary (as written to stats.json)."""
-    payload = json.dumps(stats, ensure_ascii=False).replace("</", "<\\/")
-    return _TEMPLATE.replace("__STATS__", payload)
+    return render_page("corpus clean report", stats, _CLEAN_SECTIONS, _CLEAN_DRAW)
 
 
 def write_report(stats: dict, path: str | Path) -> Path:
     atomic_write_text(path, render_report(stats))
     return Path(path)
-

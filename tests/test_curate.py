@@ -149,3 +149,59 @@ def test_cli_reports_and_bad_config_names_the_option(tmp_path: Path):
     bad.write_text("checks: {no_such_check: drop}\n")
     done = run_cli("curate", str(src), "-o", str(tmp_path / "out2"), "--config", str(bad))
     assert done.returncode == 2 and "unknown check 'no_such_check'" in done.stderr
+
+
+def test_decontamination_token_budget_and_balance(tmp_path: Path):
+    from train.tokenizer import train_bpe_tokenizer
+
+    en, zh = head("sft/alpaca_en_gpt4_llamafactory.jsonl", 40), head("sft/alpaca_zh_gpt4_llamafactory.jsonl", 10)
+    src = write(tmp_path / "mix.jsonl", en + zh)
+    # an evaluation set that quotes record 5's reply
+    bench = write(tmp_path / "bench.jsonl", [{"question": "q", "answer": en[4]["output"][:400]}])
+    cfg = CurateConfig(decontaminate={"benchmarks": [str(bench)]}, dedup="off", checks={})
+    done = curate([src], tmp_path / "decon", cfg, progress=False)
+    removed = {r["line"]: r["reason"] for r in lines(tmp_path / "decon" / "removed.jsonl")}
+    assert removed == {5: removed[5]} and removed[5].startswith("decontaminate: shares n-grams with bench (")
+    assert done.stats["removed"] == {"decontaminate": 1}
+
+    tokenizer = train_bpe_tokenizer([r["output"] for r in en + zh], 500)
+    tokenizer.save_pretrained(tmp_path / "tok")
+    count = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    sizes = [count(r["instruction"]) + count(r["input"]) + count(r["output"]) for r in en + zh]
+    budget = sorted(sizes)[len(sizes) // 2]  # about half the records are over it
+    over = sum(n > budget for n in sizes)
+    dropped = curate([src], tmp_path / "drop", CurateConfig(max_tokens=budget, tokenizer=str(tmp_path / "tok"),
+                                                              dedup="off", checks={}), progress=False)
+    assert dropped.stats["token_budget"] == {"dropped": over} and dropped.stats["output"]["records"] == 50 - over
+    cut = curate([src], tmp_path / "cut", CurateConfig(max_tokens=budget, tokenizer=str(tmp_path / "tok"),
+                                                         over_budget="truncate", dedup="off", checks={}), progress=False)
+    assert cut.stats["output"]["records"] == 50 - cut.stats["token_budget"].get("dropped", 0)
+    for r in lines(tmp_path / "cut" / "curated.jsonl"):
+        assert count(r["instruction"]) + count(r["input"]) + count(r["output"]) <= budget + 2  # re-encoding joins
+
+    balanced = curate([src], tmp_path / "bal", CurateConfig(balance={"mode": "proportions", "proportions":
+                                                                    {"en": 0.5, "zh": 0.5}, "max_upsample": 4},
+                                                            dedup="off", checks={}), progress=False)
+    mix = balanced.stats["balance"]
+    assert mix["before"] == {"en": 40, "zh": 10} and mix["after"]["en"] == pytest.approx(mix["after"]["zh"], abs=8)
+    assert balanced.stats["output"]["records"] == sum(mix["after"].values())
+
+
+@pytest.mark.slow
+def test_report_draws_every_chart_and_shows_examples_as_text(sft):
+    from conftest import chromium_page
+
+    out, stats = sft
+    with chromium_page(out / "report.html") as page:
+        page.wait_for_selector("body[data-ready='1']")
+        drawn = page.eval_on_selector_all(".chart", "els => els.map(e => [e.id, e.dataset.drawn])")
+        assert dict(drawn) == {"chart-checks": "1", "chart-languages": "1", "chart-prompt-lengths": "1",
+                               "chart-reply-lengths": "1", "chart-pii": "1", "chart-balance": "empty"}
+        kpis = dict(page.eval_on_selector_all("#kpis .kpi", "els => els.map(e => [e.lastChild.textContent, "
+                                              "e.firstChild.textContent])"))
+        assert kpis["output records"] == str(stats["output"]["records"]) and kpis["input records"] == "87"
+        rows = page.eval_on_selector_all("#examples tr[data-check]", "rs => rs.map(r => [r.dataset.check, "
+                                         "r.cells[1].textContent])")
+        assert ["duplicate_prompt", "sft.jsonl:81"] in rows and ["empty_response", "sft.jsonl:85"] in rows
+        languages = stats["languages"]
+        assert set(languages["input"]) >= {"en", "zh"} and sum(languages["input"].values()) == 85

@@ -8,20 +8,25 @@ For every record of the input files (format detected per file, or given; see `co
 3. the fine-tuning checks (`corpus.finetune.checks`): empty, truncated, prompt-repeating replies, refusals
    (a refusal of a toxic request is kept and counted as such; of a harmless one it is an over-refusal),
    near-identical and length-only preference pairs; each drops, flags or is off;
-4. duplicate prompts removed, the first record kept: exact (normalised prompt text) and near (MinHash LSH
-   over the prompt's shingles, exact Jaccard checked), so the same instruction with other answers is caught.
+4. records sharing a long n-gram with evaluation data removed (or flagged), with `decontaminate.benchmarks`;
+5. duplicate prompts removed, the first record kept: exact (normalised prompt text) and near (MinHash LSH
+   over the prompt's shingles, exact Jaccard checked), so the same instruction with other answers is caught;
+6. with `max_tokens` and a local `tokenizer`, sequences over the budget dropped or their replies cut;
+7. with `balance`, languages (or a category field) up- and down-sampled as `corpus clean` balances languages.
 
 Outputs in the output folder: `curated.jsonl` (the kept records, in input order, in their format or converted
 with `convert_to`: what the training plugins read), `removed.jsonl` (each removed record with its file, line
 and reason), `rejects.jsonl` (lines that fit no format, with the field named), `flagged.jsonl` (kept records
 a check flagged), `scores.jsonl` (every record's toxicity and quality, per turn and per record: its most
-toxic turn, its replies' mean quality) and `stats.json`. Every file is written atomically; the same input and config give the same
+toxic turn, its replies' mean quality), `stats.json` and `report.html` (per-check counts with examples, length
+distributions, the language mix before and after). Every file is written atomically; the same input and config give the same
 bytes.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 import unicodedata
@@ -33,11 +38,21 @@ from typing import Any, Literal
 import xxhash
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from corpus.config import ConfigError, MinhashConfig, PiiConfig, format_validation_error, read_yaml_mapping
+from corpus.config import (
+    BalanceConfig,
+    ConfigError,
+    DecontaminateConfig,
+    LangIdConfig,
+    MinhashConfig,
+    PiiConfig,
+    format_validation_error,
+    read_yaml_mapping,
+)
 from corpus.finetune.checks import CHECKS, REPLY_ROLES, CheckSettings, length_bias
 from corpus.finetune.formats import FORMATS, FormatError, Turn, convert, detect, prompt_text, set_text, turns
+from corpus.finetune.report import write_curate_report
 from corpus.io import atomic_write_text, iter_records
-from corpus.langid import script_language
+from corpus.langid import LanguageIdentifier, script_language
 from corpus.minhash import MinHasher, Shingler, UnionFind, band_keys, jaccard, optimal_bands_rows
 
 Action = Literal["drop", "flag", "off"]
@@ -59,6 +74,12 @@ class CurateConfig(BaseModel):
     thresholds: CheckSettings = Field(default_factory=CheckSettings)
     dedup: Literal["exact", "near", "off"] = "near"
     near_threshold: float = Field(0.8, gt=0, le=1)  # Jaccard of prompt shingles
+    decontaminate: DecontaminateConfig = Field(default_factory=DecontaminateConfig)  # on with `benchmarks`
+    max_tokens: int | None = Field(None, ge=1)  # per sequence: the prompt turns and one reply
+    tokenizer: str | None = None  # a local tokenizer folder, needed by max_tokens
+    over_budget: Literal["drop", "truncate"] = "drop"  # truncate: cut the replies to fit
+    balance: BalanceConfig | None = None  # up- and down-sampling by `balance_by`
+    balance_by: str = "language"  # "language" (of the prompt, fastText lid.176) or a record field (a category)
     seed: int = 0
 
     def model_post_init(self, _: Any) -> None:
@@ -67,6 +88,10 @@ class CurateConfig(BaseModel):
         unknown = set(self.checks) - set(CHECKS)
         if unknown:
             raise ValueError(f"checks: unknown check {sorted(unknown)[0]!r}; known: {', '.join(CHECKS)}")
+        if self.max_tokens and not self.tokenizer:
+            raise ValueError("max_tokens needs tokenizer: a local tokenizer folder to count tokens with")
+        if self.decontaminate.benchmarks:
+            self.decontaminate.enabled = True
 
 
 def load_curate_config(path: str | Path | None, **overrides: Any) -> CurateConfig:
@@ -91,6 +116,7 @@ class Item:
     removed: str | None = None  # "<check>: <reason>"
     flags: list[str] = field(default_factory=list)
     scores: dict[str, list] = field(default_factory=dict)  # per turn (tool calls aside): toxicity, quality
+    language: str = ""  # of the prompt (fastText lid.176)
 
 
 @dataclass
@@ -193,6 +219,7 @@ def curate(inputs: list[str | Path], output: str | Path, config: CurateConfig | 
     items, rejects = read_items(inputs, cfg.format)
     scrubber = PiiScrubber(cfg.pii, out) if cfg.pii.enabled else None
     scorers = _Scorers()
+    identify = LanguageIdentifier(LangIdConfig(), out).predict
     pii_counts: Counter = Counter()
     for item in tqdm(items, desc="curate", unit="record", disable=not progress):
         if scrubber:
@@ -205,9 +232,18 @@ def curate(inputs: list[str | Path], output: str | Path, config: CurateConfig | 
                 scrubbed.append(Turn(t.path, t.role, text))
             item.turns = scrubbed
         _judge(item, cfg, scorers)
+        item.language = identify(prompt_text(item.turns) or "\n".join(t.text for t in item.turns))[0]
+    if cfg.decontaminate.enabled:
+        _decontaminate(items, cfg.decontaminate)
     if cfg.dedup != "off":
         _dedup(items, cfg)
-    return _write(out, cfg, items, rejects, pii_counts, time.perf_counter() - started)
+    budget = _budget(items, cfg) if cfg.max_tokens else None
+    copies, groups = _balance(items, cfg) if cfg.balance else (None, None)
+    stats = _write(out, cfg, items, rejects, pii_counts, copies, time.perf_counter() - started)
+    stats.stats["token_budget"], stats.stats["balance"] = budget, groups
+    atomic_write_text(out / "stats.json", _stats_json(stats.stats))
+    write_curate_report(stats.stats, out / "report.html")
+    return stats
 
 
 def _act(item: Item, action: Action, name: str, reason: str) -> None:
@@ -262,14 +298,94 @@ def _dedup(items: list[Item], cfg: CurateConfig) -> None:
                                                       f"{kept.file}:{kept.line}")
 
 
+def _decontaminate(items: list[Item], cfg: DecontaminateConfig) -> None:
+    """Remove (or flag) records sharing a long n-gram with evaluation data, naming the benchmark."""
+    from corpus.decontaminate import BenchmarkIndex
+
+    index = BenchmarkIndex(cfg)
+    for item in items:
+        if item.removed is not None:
+            continue
+        text = "\n".join(t.text for t in item.turns)
+        hits = index.hits(text, "zh" if script_language(text) == "zh" else "en")
+        if hits:
+            reason = "shares n-grams with " + ", ".join(f"{name} ({n})" for name, n in sorted(hits.items()))
+            _act(item, "drop" if cfg.mode == "remove" else "flag", "decontaminate", reason)
+
+
+def _budget(items: list[Item], cfg: CurateConfig) -> dict[str, int]:
+    """Each sequence (the prompt turns and one reply) within `max_tokens` of the tokenizer: records over it are
+    dropped, or their replies cut to fit (a prompt alone over the budget is always dropped)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer, local_files_only=True, trust_remote_code=False)
+    counts = Counter()
+    for item in items:
+        if item.removed is not None:
+            continue
+        context = sum(len(tokenizer(t.text, add_special_tokens=False)["input_ids"]) for t in item.turns
+                      if t.role not in REPLY_ROLES)
+        replies = [(t, tokenizer(t.text, add_special_tokens=False)["input_ids"]) for t in item.turns
+                   if t.role in REPLY_ROLES]
+        longest = max((len(ids) for _, ids in replies), default=0)
+        if context + longest <= cfg.max_tokens:
+            continue
+        room = cfg.max_tokens - context
+        if cfg.over_budget == "drop" or room <= 0:
+            item.removed = f"token_budget: {context + longest} tokens > {cfg.max_tokens}"
+            counts["dropped"] += 1
+            continue
+        for t, ids in replies:
+            if len(ids) > room:
+                set_text(item.record, t.path, tokenizer.decode(ids[:room]))
+        item.turns = turns(item.record, item.format)
+        counts["truncated"] += 1
+    return dict(counts)
+
+
+def _balance(items: list[Item], cfg: CurateConfig) -> tuple[list[int], dict]:
+    """Copies of each record (0 drops it, 2 repeats it) so that the groups of `balance_by` meet the balance
+    config (`corpus.balance`: temperature sampling or proportions), deterministically by a hash of the record."""
+    from corpus.balance import balance_rates, copies, sampling_key
+
+    def group(item: Item) -> str:
+        return item.language if cfg.balance_by == "language" else str(item.record.get(cfg.balance_by, "unknown"))
+
+    alive = [i for i in items if i.removed is None]
+    labels = {id(i): group(i) for i in alive}
+    before = Counter(labels.values())
+    rates = balance_rates(dict(before), cfg.balance)
+    result = []
+    for item in items:
+        if item.removed is not None:
+            result.append(0)
+            continue
+        key = sampling_key(f"{item.file}:{item.line}", prompt_text(item.turns), cfg.balance.seed)
+        n = copies(rates.get(labels[id(item)], 1.0), key)
+        if n == 0:
+            item.removed = f"balance: down-sampled {cfg.balance_by} {labels[id(item)]}"
+        result.append(n)
+    after = Counter()
+    for item, n in zip(items, result):
+        if n:
+            after[labels[id(item)]] += n
+    return result, {"by": cfg.balance_by, "before": dict(sorted(before.items())), "after": dict(sorted(after.items()))}
+
+
+def _stats_json(stats: dict) -> str:
+    """stats.json: everything but the timings, so that a rerun writes the same bytes."""
+    return json.dumps({k: v for k, v in stats.items() if k not in ("seconds", "records_per_second")}, indent=2,
+                      ensure_ascii=False)
+
+
 def _jsonl(rows: list[dict]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
 def _write(out: Path, cfg: CurateConfig, items: list[Item], rejects: list[dict], pii_counts: Counter,
-           seconds: float) -> CurateResult:
+           copies: list[int] | None, seconds: float) -> CurateResult:
     kept, removed, flagged, scores = [], [], [], []
-    for item in items:
+    for n, item in enumerate(items):
         where = {"file": item.file, "line": item.line}
         quality = [q for q in item.scores["quality"] if q is not None]
         scores.append({**where, "toxicity": max(item.scores["toxicity"], default=0.0),
@@ -278,7 +394,8 @@ def _write(out: Path, cfg: CurateConfig, items: list[Item], rejects: list[dict],
         if item.removed is not None:
             removed.append({**where, "reason": item.removed, "record": item.record})
             continue
-        kept += convert(item.record, item.format, cfg.convert_to) if cfg.convert_to else [item.record]
+        records = convert(item.record, item.format, cfg.convert_to) if cfg.convert_to else [item.record]
+        kept += records * (copies[n] if copies else 1)
         if item.flags:
             flagged.append({**where, "flags": item.flags})
     reasons = Counter(r["reason"].split(":", 1)[0] for r in removed)
@@ -286,12 +403,19 @@ def _write(out: Path, cfg: CurateConfig, items: list[Item], rejects: list[dict],
     pairs = [(c.text, r.text) for item in items if item.removed is None
              for c, r in [_pair_turns(item.turns)] if c is not None]
     bias = length_bias(pairs)
+    written = [(item, copies[n] if copies else 1) for n, item in enumerate(items) if item.removed is None]
     stats = {
         "input": {"files": len({i.file for i in items} | {r["file"] for r in rejects}),
                   "records": len(items) + len(rejects), "formats": dict(Counter(i.format for i in items))},
         "rejected": len(rejects), "removed": dict(sorted(reasons.items())), "flagged": dict(sorted(flags.items())),
         "output": {"records": len(kept), "format": cfg.convert_to or "as input"},
         "pii": {"by_type": dict(sorted(pii_counts.items()))},
+        "languages": {"input": _counts((i.language, 1) for i in items),
+                      "output": _counts((i.language, n) for i, n in written)},
+        "lengths": {part: {"input": _counts((bucket, 1) for i in items for bucket in _buckets(i, part)),
+                           "output": _counts((bucket, n) for i, n in written for bucket in _buckets(i, part))}
+                    for part in ("prompt", "reply")},
+        "examples": _examples(items),
         "length_bias": {"pairs": bias.pairs, "chosen_longer": bias.chosen_longer,
                         "mean_log_length_ratio": bias.mean_log_ratio} if bias.pairs else None,
         "seconds": round(seconds, 3), "records_per_second": round((len(items) + len(rejects)) / max(seconds, 1e-9), 1),
@@ -303,9 +427,33 @@ def _write(out: Path, cfg: CurateConfig, items: list[Item], rejects: list[dict],
     atomic_write_text(out / "rejects.jsonl", _jsonl(rejects))
     atomic_write_text(out / "flagged.jsonl", _jsonl(flagged))
     atomic_write_text(out / "scores.jsonl", _jsonl(scores))
-    atomic_write_text(out / "stats.json", json.dumps({k: v for k, v in stats.items() if k != "seconds"
-                                                      and k != "records_per_second"}, indent=2, ensure_ascii=False))
     return CurateResult(out, stats)
+
+
+def _counts(pairs) -> dict[str, int]:
+    out: Counter = Counter()
+    for key, n in pairs:
+        out[key] += n
+    return dict(sorted(out.items()))
+
+
+def _buckets(item: Item, part: str) -> list[str]:
+    """Power-of-two character-length buckets: of the record's prompt, or of each of its replies."""
+    texts = [prompt_text(item.turns)] if part == "prompt" else [t.text for t in item.turns if t.role in REPLY_ROLES]
+    return [str(2 ** max(0, math.ceil(math.log2(max(len(t), 1))))) for t in texts]
+
+
+def _examples(items: list[Item], per_check: int = 3, chars: int = 300) -> dict[str, list[dict]]:
+    """Up to `per_check` records removed or flagged by each check: where, why, the start of prompt and reply."""
+    out: dict[str, list[dict]] = {}
+    for item in items:
+        for reason in ([item.removed] if item.removed else []) + item.flags:
+            check = reason.split(":", 1)[0]
+            if len(out.setdefault(check, [])) < per_check:
+                reply = next((t.text for t in item.turns if t.role in REPLY_ROLES), "")
+                out[check].append({"where": f"{Path(item.file).name}:{item.line}", "reason": reason,
+                                   "prompt": prompt_text(item.turns)[:chars], "reply": reply[:chars]})
+    return dict(sorted(out.items()))
 
 
 def _pair_turns(turns_: list[Turn]) -> tuple[Turn | None, Turn | None]:
