@@ -27,18 +27,10 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
     """(line number, record) of a JSONL file, plain or .gz, blank lines skipped. For inputs that must be
     read whole (benchmarks, training labels): a line that is not a JSON object is a ConfigError naming the
     file and line. (`corpus clean` input goes through the readers instead, which reject and go on.)"""
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError as e:
-                raise ConfigError(f"{path}:{n}: not valid JSON ({e})") from None
-            if not isinstance(record, dict):
-                raise ConfigError(f"{path}:{n}: not a JSON object")
-            yield n, record
+    for n, record in iter_records(path):
+        if isinstance(record, str):
+            raise ConfigError(f"{path}:{n}: {record}")
+        yield n, record
 
 
 def iter_records(path: str | Path) -> Iterator[tuple[int, dict | str]]:

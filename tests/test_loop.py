@@ -23,18 +23,24 @@ BUDGET = {"max_steps": 12, "batch_size": 4, "max_length": 64, "learning_rate": 0
           "logging_steps": 4}
 
 
+def tiny_stages(fractions: dict[str, float]) -> dict:
+    """Split the sample, build the shared start, train it, evaluate the start and the trained model."""
+    return {
+        "split": {"kind": "split", "input": "web", "fractions": fractions},
+        "init": {"kind": "init", "tokenizer_data": "split/train", **TINY},
+        "train": {"kind": "train", "data": "split/train", "init": "init", "config": dict(BUDGET)},
+        "eval_init": {"kind": "eval", "model": "init", "suite": None, "held_out": ["split/test"], "held_out_docs": 15},
+        "eval_trained": {"kind": "eval", "model": "train", "suite": None, "held_out": ["split/test"],
+                         "held_out_docs": 15},
+    }
+
+
 def definition(tmp_path: Path, **changes) -> Path:
     spec = {
         "name": "tiny-loop", "workdir": str(tmp_path / "work"),
         "datasets": {"web": {"paths": [str(SAMPLE)]}},
         "stages": {
-            "split": {"kind": "split", "input": "web", "fractions": {"train": 0.8, "test": 0.2}},
-            "init": {"kind": "init", "tokenizer_data": "split/train", **TINY},
-            "train": {"kind": "train", "data": "split/train", "init": "init", "config": dict(BUDGET)},
-            "eval_init": {"kind": "eval", "model": "init", "suite": None, "held_out": ["split/test"],
-                          "held_out_docs": 15},
-            "eval_trained": {"kind": "eval", "model": "train", "suite": None, "held_out": ["split/test"],
-                             "held_out_docs": 15},
+            **tiny_stages({"train": 0.8, "test": 0.2}),
             "gate": {"kind": "compare", "baseline": "eval_init", "candidates": ["eval_trained"],
                      "key_metric": "heldout_split_test/bits_per_byte"},
             "gate_back": {"kind": "compare", "baseline": "eval_trained", "candidates": ["eval_init"],
@@ -194,13 +200,7 @@ def iterative(tmp_path: Path, start: dict, training: dict | None = None, max_ite
         "name": "tiny-iterations", "workdir": str(tmp_path / "work"),
         "datasets": {"web": {"paths": [str(SAMPLE)]}},
         "stages": {
-            "split": {"kind": "split", "input": "web", "fractions": {"train": 0.7, "validation": 0.1, "test": 0.2}},
-            "init": {"kind": "init", "tokenizer_data": "split/train", **TINY},
-            "train": {"kind": "train", "data": "split/train", "init": "init", "config": dict(BUDGET)},
-            "eval_init": {"kind": "eval", "model": "init", "suite": None, "held_out": ["split/test"],
-                          "held_out_docs": 15},
-            "eval_trained": {"kind": "eval", "model": "train", "suite": None, "held_out": ["split/test"],
-                             "held_out_docs": 15},
+            **tiny_stages({"train": 0.7, "validation": 0.1, "test": 0.2}),
             "score_it": {"kind": "score", "input": "prev:select_it", "max_length": 64,
                          "influence": {"current": {"model": "prev:train_it", "held_out": "split/validation",
                                                    "held_out_docs": 20}}},
