@@ -125,14 +125,14 @@ def test_compare_stage_writes_a_report_of_verdicts_metrics_and_noise(tmp_path: P
 @pytest.mark.slow
 def test_demo_gate_report(tmp_path: Path):
     """The demo's gate (`out/loop-demo`: bits per byte, mean over two seeds ± stderr, copied from its
-    results.json files): cleaned is 3.8% better than raw yet inside the noise, model-filtered is accepted."""
+    results.json files): cleaned is 1.3% better than raw yet inside the noise, model-filtered is accepted."""
     demo = {  # variant: (clean_test, raw_test, reference_test), each (mean, stderr)
-        "eval_raw": ((3.1910257767984485, 0.11506345770320302), (2.917139162170846, 0.07389312646549717),
-                     (3.102297392679545, 0.06888844098237334)),
-        "eval_clean": ((3.0326209180802626, 0.015343430493395703), (2.9782599081213066, 0.006681140933765261),
-                       (2.9828651931122256, 0.006223361570936613)),
-        "eval_filtered": ((2.9511476920820128, 0.0033834076703052047), (2.94641549153897, 0.007998226929776918),
-                          (2.933897770891945, 0.004912244636059659)),
+        "eval_raw": ((2.734257101979268, 0.0016789077407921569), (2.9143023315040013, 0.003553869598323267),
+                     (3.0226003889444524, 0.0051704535173651145)),
+        "eval_clean": ((2.7082856449241075, 0.021591493200648678), (3.200229020466657, 0.02777844524451045),
+                       (2.983851969028712, 0.025246048169272447)),
+        "eval_filtered": ((2.7509673196505284, 0.0004518326101787817), (3.264466499008183, 0.003972356029499968),
+                          (2.9915877053323903, 0.00334314363305932)),
     }
     tasks = ["heldout_split_clean_test", "heldout_split_raw_test", "heldout_split_reference_test"]
     variants = {v: {t: {"bits_per_byte,none": m} for t, m in zip(tasks, means)} for v, means in demo.items()}
@@ -140,14 +140,16 @@ def test_demo_gate_report(tmp_path: Path):
     assert gate["chosen"] == "eval_filtered"
     with chromium_page(tmp_path / "gate" / "report.html") as page:
         headline = {r[0].removesuffix("chosen"): (r[3], r[4]) for r in rows(page, "#headline tr[data-variant]")}
-        assert headline == {"eval_raw": ("-", "baseline"), "eval_clean": ("3.8% better", "not better"),
-                            "eval_filtered": ("5.4% better", "accepted")}
+        assert headline == {"eval_raw": ("-", "baseline"), "eval_clean": ("1.3% better", "not better"),
+                            "eval_filtered": ("1.0% better", "accepted")}
         best = page.eval_on_selector_all("table.metrics tr.metric", "rs => rs.map(r => r.querySelector('.best')"
                                          ".cellIndex - 2)")
-        assert best == [2, 0, 2]  # raw text's own held-out set is the one where raw training is best
-        # beyond the noise only filtered on cleaned and reference text: raw's two seeds differ too much for the rest
-        assert page.locator("svg[data-metric] circle.point.better").count() == 2
-        assert page.locator("svg[data-metric] circle.point.within").count() == 4
+        assert best == [1, 0, 1]  # raw text's own held-out set is the one where raw training is best
+        # cleaned's two seeds differ too much to be told from raw; filtered is steady: better on reference text,
+        # worse on both web sets
+        assert page.locator("svg[data-metric] circle.point.better").count() == 1
+        assert page.locator("svg[data-metric] circle.point.worse").count() == 3
+        assert page.locator("svg[data-metric] circle.point.within").count() == 2
         assert page.locator("svg[data-metric]").count() == 3
 
 
