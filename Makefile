@@ -50,6 +50,8 @@ bench: install-dev
 	$(BIN)/python benchmarks/bench_evalsuite.py
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_slots.py
+	$(BIN)/python benchmarks/bench_refusal.py
+	$(BIN)/python benchmarks/bench_curate.py
 	$(BIN)/pip install -q -c constraints.txt "alt-profanity-check==1.9.1"  # benchmark only: it pins scikit-learn
 	$(BIN)/python benchmarks/bench_toxicity.py
 
