@@ -3,8 +3,8 @@ and records per second (one process, models loaded once per file; loading includ
 
     .venv/bin/python benchmarks/bench_curate.py [--data DIR]
 
-No peer runs here: data-juicer's and NeMo Curator's fine-tuning filters are not installable offline on this
-machine, so the table is our own figures only.
+No peer runs here yet (data-juicer's fine-tuning operators on the same files are the comparison still to do),
+so the table is our own figures only.
 """
 
 from __future__ import annotations
