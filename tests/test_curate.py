@@ -1,4 +1,4 @@
-"""`corpus curate` on real SFT and preference data from ../shared/data (EN and ZH) with planted problems: each
+"""`corpus curate` on real SFT and preference data (EN and ZH slices of ../shared/data) with planted problems: each
 must be caught, the rest left alone, the records keep their format, and the output loads for training."""
 
 import copy
@@ -12,7 +12,7 @@ from corpus.finetune.checks import CheckSettings, length_bias, near_identical_pa
 from corpus.finetune.curate import CurateConfig, curate
 from corpus.finetune.formats import Turn
 
-DATA = ROOT.parent / "shared" / "data"
+DATA = ROOT / "tests" / "data"  # slices of ../shared/data (sources and licences in tests/data/README.md)
 EMAIL = "jane.doe@example.org"
 
 
@@ -35,7 +35,7 @@ def lines(path: Path) -> list[dict]:
 def sft(tmp_path_factory) -> tuple[Path, Path]:
     """40 Alpaca-GPT4 EN and 40 ZH records (the real data) and planted ones after them, curated once."""
     tmp = tmp_path_factory.mktemp("sft")
-    en, zh = head("sft/alpaca_en_gpt4_llamafactory.jsonl", 40), head("sft/alpaca_zh_gpt4_llamafactory.jsonl", 40)
+    en, zh = head("finetune/alpaca_en.jsonl", 40), head("finetune/alpaca_zh.jsonl", 40)
     en[7] = {**en[7], "output": en[7]["output"] + f"\n\nQuestions? Write to me at {EMAIL}."}  # line 8
     planted = [
         {**en[3], "output": "A different answer to the same instruction, written by someone else entirely."},  # 81
@@ -72,7 +72,7 @@ def test_pii_is_scrubbed_in_the_reply_and_the_rest_of_each_record_is_untouched(s
     text = (out / "curated.jsonl").read_text(encoding="utf-8")
     assert EMAIL not in text and "Write to me at <EMAIL>." in text
     assert EMAIL not in (out / "stats.json").read_text() + (out / "removed.jsonl").read_text()
-    originals = head("sft/alpaca_en_gpt4_llamafactory.jsonl", 40)
+    originals = head("finetune/alpaca_en.jsonl", 40)
     assert curated[0] == originals[0] and set(curated[0]) == {"instruction", "input", "output"}
     scrubbed = next(r for r in curated if r["instruction"] == originals[7]["instruction"])
     assert scrubbed == {**originals[7], "output": originals[7]["output"] + "\n\nQuestions? Write to me at <EMAIL>."}
@@ -93,7 +93,7 @@ def test_the_same_input_gives_the_same_bytes_and_scores_per_turn(sft, tmp_path: 
 def preference(tmp_path_factory) -> tuple[Path, dict]:
     """30 DPO ZH pairs (ShareGPT) with a near-identical and a length-only pair planted, curated to pairwise."""
     tmp = tmp_path_factory.mktemp("pref")
-    rows = head("preference/dpo_zh_llamafactory.jsonl", 30)
+    rows = head("finetune/dpo_zh.jsonl", 30)
     same = copy.deepcopy(rows[0])
     same["conversations"][0]["value"] = "请写一首关于秋天落叶的短诗，并解释它的意象。"
     same["chosen"]["value"] = "秋风起，落叶黄，片片飘零似信笺，写满了夏天的故事，寄给即将到来的冬天。"
@@ -138,7 +138,7 @@ def test_checks_on_their_own():
 
 
 def test_cli_reports_and_bad_config_names_the_option(tmp_path: Path):
-    rows = head("sft/self_instruct_human_written.jsonl", 20)
+    rows = head("train/self_instruct.jsonl", 20)
     src = write(tmp_path / "in.jsonl", rows)
     done = run_cli("curate", str(src), "-o", str(tmp_path / "out"), "--to", "messages")
     assert done.returncode == 0, done.stderr
@@ -154,7 +154,7 @@ def test_cli_reports_and_bad_config_names_the_option(tmp_path: Path):
 def test_decontamination_token_budget_and_balance(tmp_path: Path):
     from train.tokenizer import train_bpe_tokenizer
 
-    en, zh = head("sft/alpaca_en_gpt4_llamafactory.jsonl", 40), head("sft/alpaca_zh_gpt4_llamafactory.jsonl", 10)
+    en, zh = head("finetune/alpaca_en.jsonl", 40), head("finetune/alpaca_zh.jsonl", 10)
     src = write(tmp_path / "mix.jsonl", en + zh)
     # an evaluation set that quotes record 5's reply
     bench = write(tmp_path / "bench.jsonl", [{"question": "q", "answer": en[4]["output"][:400]}])
@@ -177,7 +177,7 @@ def test_decontamination_token_budget_and_balance(tmp_path: Path):
                                                          over_budget="truncate", dedup="off", checks={}), progress=False)
     assert cut.stats["output"]["records"] == 50 - cut.stats["token_budget"].get("dropped", 0)
     for r in lines(tmp_path / "cut" / "curated.jsonl"):
-        assert count(r["instruction"]) + count(r["input"]) + count(r["output"]) <= budget + 2  # re-encoding joins
+        assert count(r["instruction"]) + count(r["input"]) + count(r["output"]) <= budget
 
     balanced = curate([src], tmp_path / "bal", CurateConfig(balance={"mode": "proportions", "proportions":
                                                                     {"en": 0.5, "zh": 0.5}, "max_upsample": 4},

@@ -1,4 +1,4 @@
-"""Fine-tuning record formats on the real SFT, preference and tool-calling files in ../shared/data: detection,
+"""Fine-tuning record formats on real SFT, preference and tool-calling data (slices of ../shared/data): detection,
 every text reached in place, lossless conversions, and errors that name the field."""
 
 import copy
@@ -9,15 +9,15 @@ import pytest
 from conftest import ROOT
 from corpus.finetune.formats import FORMATS, FormatError, convert, detect, prompt_text, set_text, turns
 
-DATA = ROOT.parent / "shared" / "data"
+DATA = ROOT / "tests" / "data"  # slices of ../shared/data (sources and licences in tests/data/README.md)
 FILES = {  # file: (format, the roles of the first record's turns)
-    "sft/alpaca_en_gpt4_llamafactory.jsonl": ("alpaca", ["prompt", "response"]),  # (first record: no input)
-    "sft/self_instruct_human_written.jsonl": ("alpaca", ["prompt", "response"]),
-    "preference/dpo_zh_llamafactory.jsonl": ("sharegpt_pairwise", ["prompt", "chosen", "rejected"]),
-    "preference/hh_rlhf_harmless_base.jsonl": ("pairwise", ["prompt", "chosen", "rejected"]),
-    "preference/kto_en_llamafactory.jsonl": ("kto_messages", ["prompt", "response"]),
-    "tool_calling/glaive_toolcall_en.jsonl": ("sharegpt", ["prompt", "response", "prompt", "tool_call", "tool",
-                                                           "response", "prompt", "response"]),
+    "finetune/alpaca_en.jsonl": ("alpaca", ["prompt", "response"]),
+    "train/self_instruct.jsonl": ("alpaca", ["prompt", "response"]),
+    "finetune/dpo_zh.jsonl": ("sharegpt_pairwise", ["prompt", "chosen", "rejected"]),
+    "train/hh_rlhf.jsonl": ("pairwise", ["prompt", "chosen", "rejected"]),
+    "finetune/kto_en.jsonl": ("kto_messages", ["prompt", "response"]),
+    "finetune/glaive_toolcall_en.jsonl": ("sharegpt", ["prompt", "response", "prompt", "tool_call", "tool",
+                                                       "response", "prompt", "response"]),
 }
 
 
@@ -80,7 +80,7 @@ def test_conversions_that_lose_nothing():
     assert convert(alpaca, "alpaca", "messages") == [{"messages": [
         {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Translate.\n\nchat"},
         {"role": "assistant", "content": "cat"}]}]
-    tool = records("tool_calling/glaive_toolcall_en.jsonl", 1)[0]
+    tool = records("finetune/glaive_toolcall_en.jsonl", 1)[0]
     (converted,) = convert(tool, "sharegpt", "messages")
     assert converted["tools"] == tool["tools"]
     call = next(m for m in converted["messages"] if m.get("tool_calls"))
@@ -88,7 +88,7 @@ def test_conversions_that_lose_nothing():
     assert call["tool_calls"][0]["function"]["name"] == original["name"]
     assert json.loads(call["tool_calls"][0]["function"]["arguments"]) == original["arguments"]
     assert detect(converted) == "messages" and [t.role for t in turns(converted, "messages")].count("tool_call") == 1
-    dpo = records("preference/dpo_zh_llamafactory.jsonl", 1)[0]
+    dpo = records("finetune/dpo_zh.jsonl", 1)[0]
     (pair,) = convert(dpo, "sharegpt_pairwise", "pairwise")
     assert pair["chosen"] == [{"role": "assistant", "content": dpo["chosen"]["value"]}]
     assert detect(pair) == "pairwise" and [t.role for t in turns(pair, "pairwise")][-2:] == ["chosen", "rejected"]

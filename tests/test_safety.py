@@ -12,7 +12,6 @@ from evalsuite.scripted import NAMES, REPLIES
 from evalsuite.tasks import safety_metrics as metrics
 
 DATA = TASKS_DIR / "data"
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 HARMFUL = ("cl_safety_harmful_en", "cl_safety_privacy_en")
 HARMLESS = ("cl_safety_harmless_en", "cl_safety_harmless_zh")
 SCORED_FOR_TOXICITY = (*HARMFUL[:1], "cl_safety_offensive_zh", *HARMLESS)
@@ -129,12 +128,3 @@ def test_scripted_names_are_checked_per_task_family(tmp_path: Path):
     suite.write_text("name: mc\ntasks: [cl_arc_easy]\n")
     with pytest.raises(EvalError, match="cannot score log-likelihood"):
         run(RunConfig(model="scripted:refuse", suite=str(suite), output=str(tmp_path / "c"), limit=2))
-
-
-@pytest.mark.skipif(not SHARED.is_dir(), reason="the source data folder (../shared/data) is not in this checkout")
-def test_safety_slices_rebuild_byte_for_byte():
-    from evalsuite.tasks.data.safety_slices import SAFETY
-
-    for name, build in SAFETY:
-        rebuilt = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in build(SHARED))
-        assert rebuilt == (DATA / name).read_text(encoding="utf-8"), name

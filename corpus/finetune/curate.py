@@ -337,10 +337,22 @@ def _budget(items: list[Item], cfg: CurateConfig) -> dict[str, int]:
             continue
         for t, ids in replies:
             if len(ids) > room:
-                set_text(item.record, t.path, tokenizer.decode(ids[:room]))
+                set_text(item.record, t.path, _cut(tokenizer, ids, room))
         item.turns = turns(item.record, item.format)
         counts["truncated"] += 1
     return dict(counts)
+
+
+def _cut(tokenizer, ids: list[int], room: int) -> str:
+    """The longest prefix of the tokens `ids` whose text re-encodes to at most `room` tokens (a cut inside a
+    multi-byte character would decode to a replacement character, which is dropped)."""
+    keep = room
+    while keep > 0:
+        text = tokenizer.decode(ids[:keep]).rstrip("\ufffd")
+        if len(tokenizer(text, add_special_tokens=False)["input_ids"]) <= room:
+            return text
+        keep -= 1
+    return ""
 
 
 def _balance(items: list[Item], cfg: CurateConfig) -> tuple[list[int], dict]:
