@@ -1,12 +1,14 @@
-"""The `evalsuite` command line: run, bfcl, list, runs, compare, dashboard, serve and human."""
+"""The `evalsuite` command line: run, bfcl, list, runs, compare, dashboard, serve, judge and human."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from evalsuite.compare import ResultsError, compare_runs, regressions
@@ -21,6 +23,12 @@ def main() -> None:
     """Evaluate models and compare runs."""
 
 
+def _fail(message: str) -> NoReturn:
+    """Print the one-line reason (markup in it shown as text) and exit 2."""
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
 def _run_and_show(cfg) -> None:
     """Run an evaluation, print its summary and folder; a run that cannot start exits 2 with the reason."""
     from evalsuite.run import EvalError
@@ -29,8 +37,7 @@ def _run_and_show(cfg) -> None:
     try:
         result = run_suite(cfg)
     except EvalError as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        _fail(str(e))
     console.print((result.output / "summary.md").read_text(encoding="utf-8"), highlight=False, soft_wrap=True)
     console.print(f"run folder: {result.output}", highlight=False)
 
@@ -74,8 +81,7 @@ def run(
 
     pairs = [item.partition("=") for item in lineage or []]
     if any(not key or not sep for key, sep, _ in pairs):
-        err.print("[bold red]error:[/] --lineage takes key=value", soft_wrap=True)
-        raise typer.Exit(2)
+        _fail("--lineage takes key=value")
     cfg = RunConfig(model=model, suite=suite, output=str(output), limit=limit, device=device,
                     batch_size=int(batch_size) if batch_size.isdigit() else batch_size, trust_remote_code=trust_remote_code,
                     registry=str(registry) if registry else None, lineage={k: v for k, _, v in pairs},
@@ -107,9 +113,7 @@ def bfcl(
         if category in UNSUPPORTED:
             err.print(f"skipped {category}: {UNSUPPORTED[category]}", highlight=False, soft_wrap=True)
     if not set(present) & set(SUPPORTED):
-        err.print(f"[bold red]error:[/] {directory}: no BFCL question files of the supported categories "
-                  f"({', '.join(SUPPORTED)})", highlight=False, soft_wrap=True)
-        raise typer.Exit(2)
+        _fail(f"{directory}: no BFCL question files of the supported categories ({', '.join(SUPPORTED)})")
     output.mkdir(parents=True, exist_ok=True)
     suite = output / "suite.yaml"
     suite.write_text(yaml.safe_dump({"name": "bfcl", "tasks": [f"bfcl:{directory.resolve()}"]}), encoding="utf-8")
@@ -135,8 +139,7 @@ def serve(
     try:
         server = make_server(LocalModel(model, device, trust_remote_code), host, port, api_key)
     except (EvalError, OSError) as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        _fail(str(e))
     console.print(f"serving {model} at http://{host}:{server.server_address[1]}/v1 (Ctrl-C stops)", highlight=False,
                   soft_wrap=True)
     try:
@@ -158,8 +161,7 @@ def list_runs(
     path = registry / "registry.sqlite" if registry.is_dir() else registry
     records = runs_of(path)
     if not records:
-        err.print(f"[bold red]error:[/] no runs registered in {path}", soft_wrap=True)
-        raise typer.Exit(2)
+        _fail(f"no runs registered in {path}")
     for r in records:  # plain lines, not a table: long paths and many metrics stay readable and greppable
         lineage = " ".join(f"{k}={v}" for k, v in sorted(r.lineage.items())) or "-"
         console.print(f"[bold]{r.run_id}[/]  suite={r.suite}  model={r.model}  weights={r.model_fingerprint[:12]}  "
@@ -180,8 +182,6 @@ def dashboard(
 ) -> None:
     """Write an HTML page with each metric across the registered runs, regressions in red. It only reports:
     the exit code is 0 with regressions too (`compare` is the gate)."""
-    from rich.markup import escape
-
     from evalsuite.dashboard import DashboardError, drift_table, latest_regressions, write_dashboard
 
     try:
@@ -189,16 +189,13 @@ def dashboard(
     except ValueError:
         drop = float("nan")
     if not drop >= 0:
-        err.print(f"[bold red]error:[/] --fail-on-regression takes a percentage, not {escape(repr(max_drop))}",
-                  soft_wrap=True)
-        raise typer.Exit(2)
+        _fail(f"--fail-on-regression takes a percentage, not {max_drop!r}")
     path = registry / "registry.sqlite" if registry.is_dir() else registry
     try:
         out = write_dashboard(path, output or path.parent / "dashboard.html", drop / 100, suite)
         series = drift_table(path, suite, drop / 100)
     except DashboardError as e:
-        err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        _fail(str(e))
     console.print(f"dashboard: {escape(str(out))}", highlight=False, soft_wrap=True)
     for p in latest_regressions(series):
         c = p.change
@@ -239,16 +236,13 @@ def compare(
     try:
         max_drop = float(max_drop.rstrip("%"))
     except ValueError:
-        err.print(f"[bold red]error:[/] --fail-on-regression takes a percentage, not {max_drop!r}", soft_wrap=True)
-        raise typer.Exit(2) from None
+        _fail(f"--fail-on-regression takes a percentage, not {max_drop!r}")
     try:
         changes = compare_runs(baseline, candidate)
     except ResultsError as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        _fail(str(e))
     if not changes:
-        err.print("[bold red]error:[/] the two runs share no task and metric", soft_wrap=True)
-        raise typer.Exit(2)
+        _fail("the two runs share no task and metric")
     failed = regressions(changes, max_drop / 100, metric)
     table = Table("task", "metric", "baseline", "candidate", "change", "± 1.96 se", "verdict")
     for c in changes:
@@ -295,8 +289,6 @@ def judge(
     pairwise; the figures are stored with the run (task `judge` or `judge_pairwise`)."""
     import os
 
-    from rich.markup import escape
-
     from evalsuite.judge import JudgeError, builtin_rubrics, judge_pairwise, judge_run, load_rubric, open_judges, store
 
     try:
@@ -314,8 +306,7 @@ def judge(
             judged = judge_run(runs[0], clients, chosen, tasks, limit)
         store(runs[-1], judged)
     except JudgeError as e:
-        err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        _fail(str(e))
     table = Table("task", "metric", "value", box=None)
     for key, value in judged.values.items():
         if "_stderr" not in key and key != "sample_len":
@@ -349,8 +340,7 @@ def human_export(
     try:
         done = export_sheets(runs, output, per_dimension, seed, raters)
     except HumanError as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        _fail(str(e))
     for line in done.skipped:
         err.print(line, highlight=False, soft_wrap=True)
     counts = ", ".join(f"{n} from {run}" for run, n in done.items.items())
@@ -371,8 +361,7 @@ def human_import(
     try:
         done = import_sheets(sheets, registry, key)
     except HumanError as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        _fail(str(e))
     for line in done.skipped:
         err.print(line, highlight=False, soft_wrap=True)
     table = Table("run", "dimension", "mean", "± se", "items", "ratings")
