@@ -51,7 +51,7 @@ def iter_records(path: str | Path) -> Iterator[tuple[int, dict | str]]:
             try:
                 record = orjson.loads(line)
             except orjson.JSONDecodeError as e:
-                yield n, f"not valid JSON ({e})"
+                yield n, f"not valid JSON ({e.msg})"
                 continue
             yield n, record if isinstance(record, dict) else "not a JSON object"
 

@@ -91,7 +91,7 @@ def test_bad_records_are_rejected_with_file_line_and_field(tmp_path: Path):
     result = run(TrainConfig(method="sft", model=str(model), data=[str(data)], **common(tmp_path, max_steps=2)))
     rejects = read_jsonl(result.output / "rejects.jsonl")
     assert [(r["line"], r["reason"]) for r in rejects] == [
-        (41, "not valid JSON (Expecting property name enclosed in double quotes)"),
+        (41, "not valid JSON (unexpected character, expected a string key)"),
         (42, "field 'output' must be a string"),
         (43, "field 'messages[0].content' must be a string")]
     assert result.metrics["rejected"] == 3
