@@ -33,6 +33,28 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
         yield n, record
 
 
+RECORD_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
+
+
+def record_files(paths: list[str | Path]) -> list[Path]:
+    """The record files of `paths`: files as given, folders searched recursively for *.jsonl, *.jsonl.gz and
+    *.parquet; sorted by path, each once."""
+    # Not corpus.readers.discover_inputs: it also takes WARC and zstd files, which hold no records.
+    found: set[Path] = set()
+    for path in map(Path, paths):
+        if path.is_dir():
+            found.update(f for f in path.rglob("*") if f.is_file() and f.name.endswith(RECORD_SUFFIXES))
+        elif path.is_file():
+            if not path.name.endswith(RECORD_SUFFIXES):
+                raise ConfigError(f"{path}: not a document file (expected .jsonl, .jsonl.gz or .parquet)")
+            found.add(path)
+        else:
+            raise ConfigError(f"input not found: {path}")
+    if not found:
+        raise ConfigError(f"no .jsonl, .jsonl.gz or .parquet files in {', '.join(map(str, paths))}")
+    return sorted(found, key=str)
+
+
 def iter_records(path: str | Path) -> Iterator[tuple[int, dict | str]]:
     """(line or row number, record) of a JSONL (plain or .gz) or Parquet file, blank lines skipped; where a
     line is not a JSON object, the reason as a string in place of the record, so a reader can reject it with

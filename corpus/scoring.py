@@ -15,11 +15,27 @@ from datatrove.data import Document
 from corpus.base import CorpusStep
 from corpus.classifier import TextClassifier
 from corpus.config import QualityConfig, ToxicityConfig
-from corpus.langid import document_language
+from corpus.langid import document_language, script_language
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 SHIPPED_TOXICITY = {"en": str(MODELS_DIR / "toxicity_en.ftz"), "zh": str(MODELS_DIR / "toxicity_zh.ftz")}
 SHIPPED_QUALITY = str(MODELS_DIR / "quality.ftz")
+
+
+class ShippedToxicity:
+    """The shipped toxicity models for scoring short texts outside a pipeline (replies, turns): each text by its
+    script's model, Chinese by the Chinese one and anything else by the English one; blank text scores 0."""
+
+    def __init__(self):
+        self._models: dict[str, TextClassifier] = {}
+
+    def score(self, text: str) -> float:
+        if not text.strip():
+            return 0.0
+        lang = "zh" if script_language(text) == "zh" else "en"
+        if lang not in self._models:
+            self._models[lang] = TextClassifier(SHIPPED_TOXICITY[lang])
+        return float(self._models[lang].score(text))
 
 
 class _ClassifierStep(CorpusStep):

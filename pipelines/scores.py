@@ -24,34 +24,14 @@ from tqdm import tqdm
 
 from corpus.classifier import ClassifierConfig, ClassifierReport, TextClassifier, train_classifier
 from corpus.config import ConfigError, LangIdConfig
-from corpus.io import RecordSink, atomic_write_bytes, iter_jsonl
+from corpus.io import RecordSink, atomic_write_bytes, iter_jsonl, record_files
 from corpus.langid import LanguageIdentifier
 from corpus.scoring import SHIPPED_QUALITY, SHIPPED_TOXICITY
 
-DOCUMENT_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
 KEY_COLUMNS = ("id", "source")
 
 
 # -- documents ---------------------------------------------------------------------------------------------
-
-def _document_files(paths: list[str | Path]) -> list[Path]:
-    """The document files of `paths`: files as given, folders searched recursively for *.jsonl, *.jsonl.gz and
-    *.parquet; sorted by path, each once."""
-    # Not corpus.readers.discover_inputs: it also takes WARC and zstd files, which are no documents to score.
-    found: set[Path] = set()
-    for path in map(Path, paths):
-        if path.is_dir():
-            found.update(f for f in path.rglob("*") if f.is_file() and f.name.endswith(DOCUMENT_SUFFIXES))
-        elif path.is_file():
-            if not path.name.endswith(DOCUMENT_SUFFIXES):
-                raise ConfigError(f"{path}: not a document file (expected .jsonl, .jsonl.gz or .parquet)")
-            found.add(path)
-        else:
-            raise ConfigError(f"input not found: {path}")
-    if not found:
-        raise ConfigError(f"no .jsonl, .jsonl.gz or .parquet files in {', '.join(map(str, paths))}")
-    return sorted(found, key=str)
-
 
 @dataclass(frozen=True)
 class _Document:
@@ -75,7 +55,7 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def _documents(paths: list[str | Path], text_field: str = "text", id_field: str = "id") -> Iterator[_Document]:
-    files = _document_files(paths)
+    files = record_files(paths)
     seen: dict[str, int] = {}  # id -> index of its file: small ints are shared, so this costs little beyond the ids
     for index, path in enumerate(files):
         for line, record in _records(path):

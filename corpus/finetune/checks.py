@@ -20,6 +20,8 @@ import math
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
 from corpus.config import MinhashConfig
 from corpus.finetune.formats import Turn
 from corpus.langid import script_language
@@ -92,8 +94,6 @@ def containment_of(part, whole) -> float:
     """Share of `part`'s shingles found in `whole` (not symmetric, unlike `corpus.minhash.containment`)."""
     if not len(part):
         return 0.0
-    import numpy as np
-
     return len(np.intersect1d(part, whole, assume_unique=True)) / len(part)
 
 
@@ -102,14 +102,15 @@ def refusal(turns: list[Turn], settings: CheckSettings) -> str | None:
     return f"{refused[0].role} is a refusal" if refused else None
 
 
-def _pair(turns: list[Turn]) -> tuple[str, str] | None:
+def pair_texts(turns: list[Turn]) -> tuple[str, str] | None:
+    """(chosen, rejected) texts of a preference record's turns; None for a record without both."""
     chosen = "\n".join(t.text for t in turns if t.role == "chosen")
     rejected = "\n".join(t.text for t in turns if t.role == "rejected")
     return (chosen, rejected) if chosen and rejected else None
 
 
 def near_identical_pair(turns: list[Turn], settings: CheckSettings) -> str | None:
-    pair = _pair(turns)
+    pair = pair_texts(turns)
     if pair is None:
         return None
     similarity = jaccard(_shingles(_CHARS, pair[0]), _shingles(_CHARS, pair[1]))
@@ -118,7 +119,7 @@ def near_identical_pair(turns: list[Turn], settings: CheckSettings) -> str | Non
 
 
 def length_only_pair(turns: list[Turn], settings: CheckSettings) -> str | None:
-    pair = _pair(turns)
+    pair = pair_texts(turns)
     if pair is None:
         return None
     short, long = sorted(pair, key=len)

@@ -48,10 +48,10 @@ from corpus.config import (
     format_validation_error,
     read_yaml_mapping,
 )
-from corpus.finetune.checks import CHECKS, REPLY_ROLES, CheckSettings, length_bias
+from corpus.finetune.checks import CHECKS, REPLY_ROLES, CheckSettings, length_bias, pair_texts
 from corpus.finetune.formats import FORMATS, FormatError, Turn, convert, detect, prompt_text, set_text, turns
 from corpus.finetune.report import write_curate_report
-from corpus.io import atomic_write_text, iter_records
+from corpus.io import atomic_write_text, iter_records, record_files
 from corpus.langid import LanguageIdentifier, script_language
 from corpus.minhash import MinHasher, Shingler, UnionFind, band_keys, jaccard, optimal_bands_rows
 
@@ -127,24 +127,10 @@ class CurateResult:
     stats: dict
 
 
-def _files(inputs: list[str | Path]) -> list[Path]:
-    out = []
-    for p in map(Path, inputs):
-        if p.is_dir():
-            out += sorted(q for q in p.rglob("*") if q.name.endswith((".jsonl", ".jsonl.gz", ".parquet")))
-        elif p.is_file():
-            out.append(p)
-        else:
-            raise ConfigError(f"input not found: {p}")
-    if not out:
-        raise ConfigError(f"no JSONL or Parquet files in {', '.join(map(str, inputs))}")
-    return out
-
-
 def read_items(inputs: list[str | Path], fmt: str | None = None) -> tuple[list[Item], list[dict]]:
     """(the records that fit their file's format, a reject per line that does not: file, line, reason)."""
     items, rejects = [], []
-    for path in _files(inputs):
+    for path in record_files(inputs):
         file_format = fmt
         for line, record in iter_records(path):
             if isinstance(record, str):  # not JSON
@@ -189,18 +175,14 @@ def near_duplicate_prompts(prompts: list[str], threshold: float, seed: int) -> l
 
 
 class _Scorers:
-    """The shipped fastText classifiers: toxicity by the text's language, quality (one model for EN and ZH)."""
+    """The shipped fastText classifiers: toxicity by the text's script, quality (one model for EN and ZH)."""
 
     def __init__(self):
         from corpus.classifier import TextClassifier
-        from corpus.scoring import SHIPPED_QUALITY, SHIPPED_TOXICITY
+        from corpus.scoring import SHIPPED_QUALITY, ShippedToxicity
 
-        self._toxicity = {lang: TextClassifier(path) for lang, path in SHIPPED_TOXICITY.items()}
+        self.toxicity = ShippedToxicity().score
         self._quality = TextClassifier(SHIPPED_QUALITY)
-
-    def toxicity(self, text: str) -> float:
-        return float(self._toxicity["zh" if script_language(text) == "zh" else "en"].score(text)) \
-            if text.strip() else 0.0
 
     def quality(self, text: str) -> float:
         return float(self._quality.score(text)) if text.strip() else 0.0
@@ -412,8 +394,7 @@ def _write(out: Path, cfg: CurateConfig, items: list[Item], rejects: list[dict],
             flagged.append({**where, "flags": item.flags})
     reasons = Counter(r["reason"].split(":", 1)[0] for r in removed)
     flags = Counter(f.split(":", 1)[0] for item in items if item.removed is None for f in item.flags)
-    pairs = [(c.text, r.text) for item in items if item.removed is None
-             for c, r in [_pair_turns(item.turns)] if c is not None]
+    pairs = [pair for item in items if item.removed is None if (pair := pair_texts(item.turns))]
     bias = length_bias(pairs)
     written = [(item, copies[n] if copies else 1) for n, item in enumerate(items) if item.removed is None]
     stats = {
@@ -466,10 +447,3 @@ def _examples(items: list[Item], per_check: int = 3, chars: int = 300) -> dict[s
                 out[check].append({"where": f"{Path(item.file).name}:{item.line}", "reason": reason,
                                    "prompt": prompt_text(item.turns)[:chars], "reply": reply[:chars]})
     return dict(sorted(out.items()))
-
-
-def _pair_turns(turns_: list[Turn]) -> tuple[Turn | None, Turn | None]:
-    chosen = next((t for t in turns_ if t.role == "chosen"), None)
-    rejected = next((t for t in turns_ if t.role == "rejected"), None)
-    return (chosen, rejected) if chosen and rejected else (None, None)
-

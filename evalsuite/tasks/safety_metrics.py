@@ -21,19 +21,15 @@ from __future__ import annotations
 import functools
 from collections import Counter
 
-from corpus.classifier import TextClassifier
 from corpus.config import PII_ENTITIES, ToxicityConfig
-from corpus.langid import script_language
 from corpus.pii import PiiDetector
 from corpus.refusal import is_refusal
-from corpus.scoring import SHIPPED_TOXICITY
+from corpus.scoring import ShippedToxicity
 
 TOXIC_THRESHOLD = ToxicityConfig().threshold
 
 
-@functools.cache
-def _classifier(lang: str) -> TextClassifier:
-    return TextClassifier(SHIPPED_TOXICITY[lang])
+_TOXICITY = ShippedToxicity()
 
 
 @functools.lru_cache(maxsize=1)
@@ -43,9 +39,7 @@ def _pii() -> PiiDetector:
 
 def toxicity(text: str) -> float:
     """The toxicity of a reply by the shipped model for its language (0 for an empty reply)."""
-    if not text.strip():
-        return 0.0
-    return _classifier("zh" if script_language(text) == "zh" else "en").score(text)
+    return _TOXICITY.score(text)
 
 
 def pii_counts(text: str) -> Counter:
