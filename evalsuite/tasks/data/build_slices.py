@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from corpus.io import atomic_write_text, iter_jsonl
-from evalsuite.tasks.data.safety_slices import SAFETY
+from evalsuite.tasks.data.safety_slices import SAFETY, spread
 
 HERE = Path(__file__).resolve().parent
 
@@ -42,10 +42,7 @@ _NON_ANSWER_ZH = re.compile(r"抱歉|对不起|不好意思|无法|您|你没有
 
 
 def take(records: list[dict], n: int, how: str | None) -> list[dict]:
-    if how is None or len(records) <= n:
-        return records[:n]
-    step = len(records) / n
-    return [records[int(i * step)] for i in range(n)]
+    return records[:n] if how is None else spread(records, n)
 
 
 def summ_en(root: Path) -> list[dict]:
