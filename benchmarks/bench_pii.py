@@ -1,7 +1,7 @@
 """PII detection: corpusloop's `pii` detectors against Microsoft Presidio's analyzer, in one run, on the
 same texts.
 
-    .venv/bin/python benchmarks/bench_pii.py [--data DIR] [--web-docs 2000]
+    .venv/bin/python benchmarks/bench_pii.py [--data DIR] [--web-docs 2000] [--test FILE]
 
 Quality: precision, recall and F1 per entity type on Presidio's labelled synthetic sentences
 (`pii_labelled/presidio_synth_v2.jsonl`; corpusloop's detectors were developed on the other Presidio file,
@@ -97,11 +97,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--web-docs", type=int, default=2000)
+    parser.add_argument("--test", type=Path, help="another labelled file in the same format (text, spans with "
+                        "start/end/label and Presidio's label names), e.g. a held-out test split")
     args = parser.parse_args()
-    from corpus.io import iter_jsonl
+    from corpus.io import iter_records
 
-    load = lambda p: [record for _, record in iter_jsonl(p)]
-    test = load(args.data / "pii_labelled" / "presidio_synth_v2.jsonl")
+    load = lambda p: [record for _, record in iter_records(p)]
+    test_path = args.test or args.data / "pii_labelled" / "presidio_synth_v2.jsonl"
+    test = load(test_path)
     dev = load(args.data / "pii_labelled" / "presidio_generated_large.jsonl")
     web = [r["text"] for r in load(args.data / "raw_web_en" / "docs.jsonl")[: args.web_docs]]
     detectors = {"corpusloop": corpusloop_detector(), "Presidio 2.2.366": presidio_detector()}
@@ -109,7 +112,7 @@ def main() -> None:
         detect("call +1 202 555 0143 or mail a@b.org")
 
     results = {name: {"test": evaluate(d, test), "dev": evaluate(d, dev)} for name, d in detectors.items()}
-    print(f"Labelled: {len(test)} sentences of presidio_synth_v2 (held out); dev = presidio_generated_large.\n")
+    print(f"Labelled: {len(test)} sentences of {test_path.stem} (test); dev = presidio_generated_large.\n")
     print("| entity | method | precision | recall | F1 | dev F1 |")
     print("|---|---|---:|---:|---:|---:|")
     for t in TYPES:

@@ -5,11 +5,15 @@
 Sets (none used to train our models):
   davidson-heldout  the 20% of Davidson et al.'s tweets our English model was not trained on (in-domain for
                     us; alt-profanity-check was reportedly trained on Davidson's data, so this favours it)
+  davidson-hate     the same tweets labelled hate speech against those labelled neither (offensive left out):
+                    hateful text, as against merely offensive
   jigsaw-sample     333 Jigsaw Wikipedia talk-page comments (out of domain for us: tweets vs Wikipedia talk;
                     alt-profanity-check's training data reportedly includes Jigsaw's)
   cold-dev          COLD dev comments not in COLD train (Chinese; alt-profanity-check is English-only)
   benign-answers    427 human-written Self-Instruct answers (ordinary helpful text, none toxic): the share
                     each tool flags is its false-positive rate on what an assistant writes
+--test-en FILE / --test-zh FILE (repeatable) add any labelled JSONL file, such as a held-out test split: a
+`text` and a `toxic` or `label` field (true/false, 0/1, or Davidson's and COLD's label names).
 ROC AUC, and F1 at each tool's decision threshold (ours: the shipped 0.3; alt-profanity-check: 0.5, its
 `predict`). Speed: texts per second on one core, scored one list at a time.
 """
@@ -27,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from corpus.classifier import TextClassifier, is_heldout, roc_auc
-from corpus.io import iter_jsonl
+from corpus.io import iter_records
 from corpus.scoring import SHIPPED_TOXICITY
 
 THRESHOLD = 0.3
@@ -41,13 +45,30 @@ def f1_at(labels: np.ndarray, scores: np.ndarray, threshold: float) -> float:
     return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
 
 
+TOXIC_LABELS = {"hate_speech", "offensive_language", "offensive", "toxic", "1", "true"}
+
+
+def labelled_set(path: Path) -> list[tuple[str, bool]]:
+    """(text, toxic) from a JSONL file with `text` and `toxic` or `label`; a bad line names file and line."""
+    out = []
+    for line, r in iter_records(path):
+        label = r.get("toxic", r.get("label"))
+        if not isinstance(r.get("text"), str) or label is None:
+            raise SystemExit(f"{path}:{line}: needs a string 'text' and a 'toxic' or 'label' field")
+        out.append((r["text"], str(label).lower() in TOXIC_LABELS))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--test-en", type=Path, action="append", default=[], help="another labelled English set")
+    parser.add_argument("--test-zh", type=Path, action="append", default=[], help="another labelled Chinese set")
     args = parser.parse_args()
-    load = lambda p: [record for _, record in iter_jsonl(p)]
-    davidson = [(r["text"], bool(r["toxic"])) for r in load(args.data / "toxicity_en" / "davidson_tweets.jsonl")
-                if is_heldout(r["text"], 0.2, 0)]
+    load = lambda p: [record for _, record in iter_records(p)]
+    tweets = [r for r in load(args.data / "toxicity_en" / "davidson_tweets.jsonl") if is_heldout(r["text"], 0.2, 0)]
+    davidson = [(r["text"], bool(r["toxic"])) for r in tweets]
+    hate = [(r["text"], r["label"] == "hate_speech") for r in tweets if r["label"] in ("hate_speech", "neither")]
     jigsaw = [(r["text"], bool(r["toxic"])) for r in load(args.data / "toxicity_en" / "jigsaw_wikipedia_comments_sample.jsonl")]
     train_zh = {r["text"] for r in load(args.data / "toxicity_zh" / "cold_train.jsonl")}
     cold = [(r["text"], bool(r["label"])) for r in load(args.data / "toxicity_zh" / "cold_dev.jsonl")
@@ -66,8 +87,10 @@ def main() -> None:
 
     print("| set | texts | method | ROC AUC | F1 at its threshold | texts/s |")
     print("|---|---:|---|---:|---:|---:|")
-    for name, data, lang in (("davidson-heldout", davidson, "en"), ("jigsaw-sample", jigsaw, "en"),
-                             ("cold-dev", cold, "zh")):
+    sets = [("davidson-heldout", davidson, "en"), ("davidson-hate", hate, "en"), ("jigsaw-sample", jigsaw, "en"),
+            ("cold-dev", cold, "zh")]
+    sets += [(path.stem, labelled_set(path), lang) for lang in ("en", "zh") for path in getattr(args, f"test_{lang}")]
+    for name, data, lang in sets:
         texts, labels = [t for t, _ in data], np.array([y for _, y in data], dtype=bool)
         for method, score in methods.items():
             start = time.perf_counter()

@@ -177,6 +177,12 @@ _ADDRESS_BEFORE = re.compile(r"(?:apt|apartment|suite|unit|no|flat|room|house|li
 # statute and section numbers (§ 44-12-236, Section 99-35-115), identifiers and page ranges are not phones
 _REFERENCE_BEFORE = re.compile(r"(?:§|section|sec\.|art\.|article|chapter|isbn|issn|doi:?|pp?\.)\s*$", re.IGNORECASE)
 _RANGE = re.compile(r"(\d{2,5})[\-–](\d{2,5})")
+# sums of money ("40 000 000 SEK", "USD 25 000 000", "€ 1 250 000") are not phones; found on ECHR train
+_CURRENCY = (r"(?:USD|EUR|GBP|CHF|SEK|NOK|DKK|JPY|CNY|RMB|CAD|AUD|RUB|PLN|CZK|HUF|TRY|INR|BRL|MXN|HKD|SGD|ZAR|KRW"
+             r"|euros?|dollars?|pounds|francs?|pesos?|pesetas?|kronor|kroner|kronur|lire|yuan|rubles?|roubles?"
+             r"|[$€£¥₹₽]|元|万元)")
+_AMOUNT_BEFORE = re.compile(_CURRENCY + r"\s?$", re.IGNORECASE)
+_AMOUNT_AFTER = re.compile(r"\s?" + _CURRENCY + r"(?![A-Za-z])", re.IGNORECASE)
 
 
 def _is_range(candidate: str) -> bool:
@@ -283,8 +289,9 @@ class PiiDetector:
             for m in _PHONE.finditer(text):
                 before = max(0, m.start() - 16)
                 if (not phone_valid(m.group()) or _is_range(m.group()) or _ADDRESS_BEFORE.search(text, before, m.start())
-                        or _REFERENCE_BEFORE.search(text, before, m.start())):
-                    continue  # "Apt. 722 20 40": the number of a flat; "§ 44-12-236": a statute
+                        or _REFERENCE_BEFORE.search(text, before, m.start()) or _AMOUNT_BEFORE.search(text, before, m.start())
+                        or _AMOUNT_AFTER.match(text, m.end())):
+                    continue  # "Apt. 722 20 40": the number of a flat; "§ 44-12-236": a statute; "40 000 000 SEK"
                 if not phone_is_weak(m.group()) or _weak_phone_accepted(text, *m.span()):
                     yield m.span()
 

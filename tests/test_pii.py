@@ -78,7 +78,8 @@ def test_what_is_not_pii():
     for text in ("Born on 2019-05-12 at 10:30", "It cost 12.500.000 euros in 1999 2004", "private 192.168.1.20 box",
                  "Apt. 722 20 40 rue Victor Hugo", "He lives at 5521 119 Countess Close", "loopback ::1 only",
                  "version 10.4.2 released", "ISBN 978-3-16-148410-0", "O.C.G.A. § 44-12-236",
-                 "Science 360, 1465-1467", "serial TN-0000856166"):
+                 "Science 360, 1465-1467", "serial TN-0000856166", "emprunté 40 000 000 SEK à la société",
+                 "un total de USD 25 000 000 en", "cost € 1 250 000 in all", "罚款 2000 0000 元"):
         assert detector.find(text) == [], text
     assert phone_valid("0688 777 97 84") and not phone_valid("12345")
 

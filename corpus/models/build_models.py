@@ -55,7 +55,9 @@ def benign_english(data: Path, limit: int = BENIGN_EN) -> list[str]:
 def build_toxicity_en(data: Path, out: Path) -> ClassifierReport:
     examples = [(r["text"], bool(r["toxic"])) for r in _jsonl(data / "toxicity_en" / "davidson_tweets.jsonl")]
     examples += [(text, False) for text in benign_english(data)]
-    return train_classifier(examples, out / "toxicity_en.ftz", ClassifierConfig(quantize=True))
+    # character n-grams of 4-6 (not the default 2-4): chosen on a split of the training part only (ROC AUC
+    # 0.9745 -> 0.9815 there; 3-5 gave 0.980, 2-5 0.976); they catch obfuscated and compounded slurs
+    return train_classifier(examples, out / "toxicity_en.ftz", ClassifierConfig(quantize=True, minn=4, maxn=6))
 
 
 def build_toxicity_zh(data: Path, out: Path) -> ClassifierReport:
