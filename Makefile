@@ -47,6 +47,7 @@ bench: install-dev
 	$(BIN)/python benchmarks/bench_extract.py
 	$(BIN)/python benchmarks/dedup.py
 	$(BIN)/python benchmarks/bench_pii.py
+	$(BIN)/python benchmarks/bench_quality.py
 	$(BIN)/python benchmarks/bench_evalsuite.py
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_slots.py

@@ -4,11 +4,12 @@ documents people rate well above those they rate poorly?
     .venv/bin/python benchmarks/bench_quality.py [--data DIR]
     .venv/bin/python benchmarks/bench_quality.py --judgements FILE.jsonl [--rating-field rating] [--good-from 3]
 
-Default set: `benchmarks/data/quality_ratings.jsonl`, 372 web documents (207 English C4 and web samples, 165
-Chinese CLUECorpusSmall documents) from `raw_web_en` / `raw_web_zh`, none used to train the shipped model,
-each rated 1-5 by reading it (see `benchmarks/data/README.md`). Figures on its `test` part (60%); the `dev`
-part (40%) was used to try other training data and settings, and is shown apart. With `--judgements`, any
-JSONL file with `text` and a numeric rating (or a true/false label) is measured the same way.
+Default set: the `test` part of `corpus/models/ratings/web_quality.jsonl`, 223 web documents (119 English C4
+and web samples, 104 Chinese CLUECorpusSmall documents) from `raw_web_en` / `raw_web_zh`, each rated 1-5 by
+reading it (see `corpus/models/README.md`). The shipped model was trained on the `train` part and its
+settings chosen on the `dev` part (149 documents, shown apart); the test part was used for nothing else. With
+`--judgements`, any JSONL file with `text` and a numeric rating (or a true/false label) is measured the same
+way.
 
 Per language: ROC AUC of the score for "rated at least 3" (acceptable or better) and for "at least 4"
 (good), and Spearman's rank correlation with the rating. Beside the shipped model, in the same run:
@@ -34,12 +35,12 @@ from corpus.config import ConfigError
 from corpus.io import iter_records
 from corpus.scoring import SHIPPED_QUALITY
 
-RATINGS = ROOT / "benchmarks" / "data" / "quality_ratings.jsonl"
+RATINGS = ROOT / "corpus" / "models" / "ratings" / "web_quality.jsonl"
 
 
 def rated_documents(data: Path) -> list[dict]:
-    """Our ratings joined with their documents' text (read from the shared data by id)."""
-    ratings = {r["id"]: r for _, r in iter_records(RATINGS)}
+    """The ratings of the dev and test parts joined with their documents' text (read from the shared data)."""
+    ratings = {r["id"]: r for _, r in iter_records(RATINGS) if r["split"] != "train"}
     docs = []
     for lang in ("en", "zh"):
         for _, r in iter_records(data / f"raw_web_{lang}" / "docs.jsonl"):

@@ -35,12 +35,13 @@ def test_shipped_toxicity_models_on_texts_they_were_not_trained_on():
         assert auc >= floor, (path, auc)
 
 
-def test_shipped_quality_model_prefers_reference_text():
+def test_shipped_quality_model_agrees_with_ratings_it_was_not_trained_on():
+    rated = read_jsonl(Path(__file__).parent / "data" / "quality" / "rated_web_test_sample.jsonl")
     model = TextClassifier(SHIPPED_QUALITY)
-    web = [r["text"] for r in read_jsonl(SAMPLE / "web_en.jsonl")[:200]]
-    article = ("The mitochondrion is an organelle found in the cells of most eukaryotes. It generates most of the "
-               "chemical energy needed to power the cell's biochemical reactions, stored in adenosine triphosphate.")
-    assert model.score(article) > np.percentile(model.scores(web), 90)
+    for lang, floor in (("all", 0.75), ("en", 0.75), ("zh", 0.65)):  # measured 0.83, 0.87, 0.73
+        part = [r for r in rated if lang in ("all", r["lang"])]
+        auc = roc_auc(np.array([r["rating"] >= 3 for r in part]), model.scores([r["text"] for r in part]))
+        assert auc >= floor, (lang, auc)
 
 
 def test_train_classifier_cli_measures_and_is_deterministic(tmp_path: Path):
