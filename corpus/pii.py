@@ -130,28 +130,32 @@ def ip_reportable(value: str, private: bool) -> bool:
 _DATE_LIKE = re.compile(r"(?:19|20)\d\d[-.](?:0?[1-9]|1[0-2])[-.](?:0?[1-9]|[12]\d|3[01])(?!\d)"
                         r"|(?:0?[1-9]|[12]\d|3[01])[-.](?:0?[1-9]|[12]\d|3[01])[-.](?:19|20)\d\d(?!\d)")
 _SSN_SHAPE = re.compile(r"\d{3}-\d{2}-\d{4}")
+_DECIMAL = re.compile(r"\d{1,3}\.\d{5,}")
 _EXTENSION = re.compile(r"\s?(?:x|ext\.?|#)\s?\d{1,6}$", re.IGNORECASE)
 
 
-def phone_valid(candidate: str) -> bool:
+def phone_valid(candidate: str, after_phone_word: bool = False) -> bool:
     """Shape rules for a phone number in any national or international format: 7 to 15 digits (an
     extension aside); separators single spaces, dots, dashes or slashes, or an area code in parentheses;
-    a bare digit run only when 10-11 digits long or with a + or 00 prefix; not a date, not a decimal or
-    grouped-thousands number. (The shapes come from the phone formats of many countries; national
-    numbering plans are not checked, so a fictitious but well-formed number counts.)"""
+    a bare digit run only when 10-11 digits long, with a + or 00 prefix, or right after a phone word
+    (`after_phone_word`: "please call 3030633"); not a date, not a decimal or grouped-thousands number, not
+    binary digits. (The shapes come from the phone formats of many countries; national numbering plans are
+    not checked, so a fictitious but well-formed number counts.)"""
     body = _EXTENSION.sub("", candidate)
     digits = sum(ch.isdigit() for ch in body)
     if not 7 <= digits <= 15:
         return False
     if _DATE_LIKE.match(body) or _IPV4.fullmatch(body):  # 2019-05-12, 12.05.2019; an address left to IP_ADDRESS
         return False
+    if set(re.sub(r"\D", "", body)) <= {"0", "1"} or _DECIMAL.fullmatch(body):
+        return False  # 000 0000 0001: binary digits; 52.373180: a coordinate or a measurement
     groups = re.split(r"[\s.\-()]+", body.lstrip("+").strip("()"))
     groups = [g for g in groups if g]
     international = body.startswith(("+", "00"))
     if not international and (digits > 12 or _SSN_SHAPE.fullmatch(body) or any(len(g) == 1 for g in groups[:-1])):
         return False  # national numbers have at most 12 digits; 123-45-6789 is an SSN's shape; 1.2.3.4 a version
     if len(groups) == 1:
-        return international or 10 <= digits <= 11
+        return international or 10 <= digits <= 11 or after_phone_word
     if "." in body and "(" not in body and all(len(g) == 3 for g in groups[1:]) and len(groups[0]) <= 3:
         return False  # 12.345.678: a number with grouped thousands
     if not international and len(groups) == 2 and all(len(g) == 4 for g in groups) and all(
@@ -169,7 +173,7 @@ def phone_is_weak(candidate: str) -> bool:
 
 
 PHONE_CONTEXT = re.compile(r"phone|tel\b|tel\.|call|mobile|cell|fax|contact|reach|number|whatsapp|sms|text me"
-                           r"|t[ée]l[ée]phone|tel[ée]fono|telefon|handy|电话|手机|联系|致电", re.IGNORECASE)
+                           r"|t[ée]l[ée]phone|tel[ée]fono|telefon|handy|电话|手机|联系|致电|传真|热线", re.IGNORECASE)
 PHONE_CONTEXT_CHARS = 48  # how far before a weak candidate the phone word may be
 _ADDRESS_AFTER = re.compile(r",? ?(?:[A-ZÀ-ÞΑ-Ω][\w'\-]|(?:rue|street|st|road|rd|avenue|ave|drive|lane|way|place|close|"
                             r"square|sq|blvd|boulevard|via|calle|strasse|straße)\b)")
@@ -177,12 +181,23 @@ _ADDRESS_BEFORE = re.compile(r"(?:apt|apartment|suite|unit|no|flat|room|house|li
 # statute and section numbers (§ 44-12-236, Section 99-35-115), identifiers and page ranges are not phones
 _REFERENCE_BEFORE = re.compile(r"(?:§|section|sec\.|art\.|article|chapter|isbn|issn|doi:?|pp?\.)\s*$", re.IGNORECASE)
 _RANGE = re.compile(r"(\d{2,5})[\-–](\d{2,5})")
-# sums of money ("40 000 000 SEK", "USD 25 000 000", "€ 1 250 000") are not phones; found on ECHR train
+# sums of money ("40 000 000 SEK", "USD 25 000 000", "€ 1 250 000"; found on ECHR train) and quantities
+# ("33333233334 meters", a "2000-100" coupon: 2000-100的券; found on our web labels' dev part) are not phones
 _CURRENCY = (r"(?:USD|EUR|GBP|CHF|SEK|NOK|DKK|JPY|CNY|RMB|CAD|AUD|RUB|PLN|CZK|HUF|TRY|INR|BRL|MXN|HKD|SGD|ZAR|KRW"
              r"|euros?|dollars?|pounds|francs?|pesos?|pesetas?|kronor|kroner|kronur|lire|yuan|rubles?|roubles?"
              r"|[$€£¥₹₽]|元|万元)")
+_UNIT = r"(?:meters|metres|km|miles|feet|kg|tons|views|subscribers|likes|people|times|的?券|块|次|人|米|公里)"
 _AMOUNT_BEFORE = re.compile(_CURRENCY + r"\s?$", re.IGNORECASE)
-_AMOUNT_AFTER = re.compile(r"\s?" + _CURRENCY + r"(?![A-Za-z])", re.IGNORECASE)
+_QUANTITY_AFTER = re.compile(r"\s?(?:" + _CURRENCY + "|" + _UNIT + r")(?![A-Za-z])", re.IGNORECASE)
+# numbers that the words before them say are something else: order, build and QQ numbers, passwords
+_OTHER_NUMBER_BEFORE = re.compile(r"(?:order|invoice|tracking|ticket|build|version|registration|serial|account"
+                                  r"|customer|member|reference|\bref\.|sku|model|patent|password|passcode"
+                                  r"|(?<![a-z])qq|wechat|微信|薇信|订单|单号|编号|代码|密码|群号|型号|卡号|账号|帐号"
+                                  r"|工号|会员|发票|房间|房号)", re.IGNORECASE)
+# a bare digit run ("please call 3030633") is taken for a phone only right after one of these
+_CALL_WORD = re.compile(r"(?:call|phone|tel\b|tel\.|mobile|cell|fax|whatsapp|电话|手机|致电|传真)", re.IGNORECASE)
+OTHER_NUMBER_CHARS = 20  # how far before a candidate such a word may be
+_CN_MOBILE = re.compile(r"(?:\+?86[ \-]?)?1[3-9]\d[ \-]?\d{4}[ \-]?\d{4}")  # too phone-like to be anything else
 
 
 def _is_range(candidate: str) -> bool:
@@ -195,6 +210,12 @@ def _weak_phone_accepted(text: str, start: int, end: int) -> bool:
     if PHONE_CONTEXT.search(text, max(0, start - PHONE_CONTEXT_CHARS), start):
         return True
     return not _ADDRESS_AFTER.match(text, end)
+
+
+def _other_number(text: str, start: int) -> bool:
+    """An order, build, QQ or similar number: such a word shortly before, and no phone word near it."""
+    window = max(0, start - OTHER_NUMBER_CHARS)
+    return bool(_OTHER_NUMBER_BEFORE.search(text, window, start)) and not PHONE_CONTEXT.search(text, window, start)
 
 
 # --------------------------------------------------------------------------- detectors
@@ -214,7 +235,7 @@ _SECRET = re.compile(
 _SECRET_HINTS = ("PRIVATE KEY", "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "xox", "AIza", "k_live_", "k_test_", "sk-", "hf_", "eyJ")
 _URL_CREDENTIALS = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://([^\s/:@]+:[^\s/@]+)@(?=[^\s/@])")
 _EMAIL = re.compile(r"(?<![\w.+\-])[A-Za-z0-9](?:[A-Za-z0-9._%+\-]{0,62}[A-Za-z0-9_])?@"
-                    r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w\-])")
+                    r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w\-])", re.ASCII)  # 发到a@b.cn。
 _IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]){11,30}(?![A-Za-z0-9])")
 # Patterns begin with a consumed character and check the one before it in a lookbehind that includes it:
 # Python's regex engine scans fast for a leading character class, not for a leading lookbehind (3x).
@@ -227,7 +248,7 @@ _IBAN_GATE = re.compile(r"\d\d(?<=[A-Za-z]{2}\d\d)")  # two letters then two dig
 _IPV6_GATE = re.compile(r"::|[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}:")
 _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})(?![\w:])")
 _PHONE = re.compile(
-    r"(?=[+(\d])(?<![\w+.:/])(?<!\w-)(?=[+(\d][\d()+.\- ]{6})"  # seven phone characters at least: not "2019 was"
+    r"(?=[+(\d])(?<![\w+:/])(?<!\w[.\-])(?=[+(\d][\d()+.\- ]{6})"  # seven phone characters at least: not "2019 was"
     r"(?:(?:\+|\b00)\d{1,3}[ .\-]?)?"  # country code
     r"(?:\(0\)[ .\-]?)?(?:\(\d{1,5}\)[ .\-]?)?"  # trunk (0), area code in parentheses
     r"\d{1,12}(?:[ .\-]\d{1,10}){0,6}"  # digit groups, one separator between
@@ -288,9 +309,12 @@ class PiiDetector:
         elif entity == "PHONE":
             for m in _PHONE.finditer(text):
                 before = max(0, m.start() - 16)
-                if (not phone_valid(m.group()) or _is_range(m.group()) or _ADDRESS_BEFORE.search(text, before, m.start())
+                phone_word = _CALL_WORD.search(text, max(0, m.start() - 20), m.start()) is not None
+                if (not phone_valid(m.group(), phone_word) or _is_range(m.group())
+                        or (_ADDRESS_BEFORE.search(text, before, m.start()) and not phone_word)
                         or _REFERENCE_BEFORE.search(text, before, m.start()) or _AMOUNT_BEFORE.search(text, before, m.start())
-                        or _AMOUNT_AFTER.match(text, m.end())):
+                        or _QUANTITY_AFTER.match(text, m.end())
+                        or (_other_number(text, m.start()) and not _CN_MOBILE.fullmatch(m.group()))):
                     continue  # "Apt. 722 20 40": the number of a flat; "§ 44-12-236": a statute; "40 000 000 SEK"
                 if not phone_is_weak(m.group()) or _weak_phone_accepted(text, *m.span()):
                     yield m.span()

@@ -58,6 +58,12 @@ def test_checksums_decide_and_bad_numbers_are_left_alone():
     ("write to jane.doe+news@example.co.uk today", "jane.doe+news@example.co.uk", "EMAIL"),
     ("手机：13812345678，请联系", "13812345678", "PHONE"),
     ("电话15611460088号", "15611460088", "PHONE"),  # digits right next to Chinese characters
+    ("请发到abc.def@163.com。谢谢", "abc.def@163.com", "EMAIL"),  # an address right next to Chinese characters
+    ("说明情况.02800923158", "02800923158", "PHONE"),  # after a full stop that ends a sentence, not a decimal
+    ("all other queries, please call 3030633 & leave a message", "3030633", "PHONE"),  # short, after "call"
+    ("contact WhatsApp no 9908256662", "9908256662", "PHONE"),  # "no" is no flat number after a phone word
+    ("订单号码传真至：010-59222799，", "010-59222799", "PHONE"),
+    ("有发票,包装齐全 13774321320 李先生", "13774321320", "PHONE"),  # a mainland mobile, whatever the words before
     ("身份证号11010519491231002X，", "11010519491231002X", "CN_ID"),
     ("ring +86 138 1234 5678 now", "+86 138 1234 5678", "PHONE"),
     ("Tel. +44 20 7946 0958.", "+44 20 7946 0958", "PHONE"),
@@ -79,7 +85,10 @@ def test_what_is_not_pii():
                  "Apt. 722 20 40 rue Victor Hugo", "He lives at 5521 119 Countess Close", "loopback ::1 only",
                  "version 10.4.2 released", "ISBN 978-3-16-148410-0", "O.C.G.A. § 44-12-236",
                  "Science 360, 1465-1467", "serial TN-0000856166", "emprunté 40 000 000 SEK à la société",
-                 "un total de USD 25 000 000 en", "cost € 1 250 000 in all", "罚款 2000 0000 元"):
+                 "un total de USD 25 000 000 en", "cost € 1 250 000 in all", "罚款 2000 0000 元",
+                 "exponent 000 0000 0001 in binary", "52.373180, 4.891166", "(Build 7369.2017)", "订单号：1442083355",
+                 "分析师qq：3095664484", "the password was 12345678910", "going to be 33333233334 meters big",
+                 "用了一张3000-150的券", "registration number is 2454806", "v.1234567890"):
         assert detector.find(text) == [], text
     assert phone_valid("0688 777 97 84") and not phone_valid("12345")
 
