@@ -3,11 +3,12 @@ same texts.
 
     .venv/bin/python benchmarks/bench_pii.py [--data DIR] [--web-docs 2000] [--test FILE]
 
-Quality: precision, recall and F1 per entity type on Presidio's labelled synthetic sentences
+Quality, on two labelled sets: precision, recall and F1 per entity type on Presidio's labelled synthetic sentences
 (`pii_labelled/presidio_synth_v2.jsonl`; corpusloop's detectors were developed on the other Presidio file,
 `presidio_generated_large`, shown as "dev"). A detected span is correct when it has the gold span's type
 and covers at least half of it (and half of itself is inside it); private IP addresses count as PII, as the
-labels do. Speed: documents per second and MB per second on one core, on the labelled sentences and on real
+labels do. And on the test part of real English and Chinese web text we labelled
+(`benchmarks/data/pii_web_labels.jsonl`, see `benchmarks/data/README.md`; only the shown excerpts count). Speed: documents per second and MB per second on one core, on the labelled sentences and on real
 raw English web documents (`raw_web_en`).
 
 Presidio 2.2.366 is configured offline as its docs describe for pattern-only use: `AnalyzerEngine` with the
@@ -64,14 +65,11 @@ WEB_LABELS = {"EMAIL": "EMAIL_ADDRESS", "PHONE": "PHONE_NUMBER", "IBAN": "IBAN_C
 def web_records(data: Path) -> list[dict]:
     """The test part of our labelled real web text, with the texts read from the shared data by id."""
     from corpus.io import iter_records
+    from corpus.models.build_models import raw_web_texts
 
-    labelled = {r["id"]: r for _, r in iter_records(WEB) if r["split"] == "test"}
-    records = []
-    for lang in ("en", "zh"):
-        for _, r in iter_records(data / f"raw_web_{lang}" / "docs.jsonl"):
-            if r["id"] in labelled:
-                records.append({**labelled[r["id"]], "text": r["text"]})
-    return records
+    labelled = [r for _, r in iter_records(WEB) if r["split"] == "test"]
+    texts = raw_web_texts(data, {r["id"] for r in labelled})
+    return [{**r, "text": texts[r["id"]]} for r in labelled]
 
 
 def overlap(a, b) -> int:

@@ -33,22 +33,15 @@ sys.path.insert(0, str(ROOT))
 from corpus.classifier import TextClassifier, roc_auc
 from corpus.config import ConfigError
 from corpus.io import iter_records
+from corpus.models.build_models import WEB_RATINGS, raw_web_texts
 from corpus.scoring import SHIPPED_QUALITY
-
-RATINGS = ROOT / "corpus" / "models" / "ratings" / "web_quality.jsonl"
 
 
 def rated_documents(data: Path) -> list[dict]:
     """The ratings of the dev and test parts joined with their documents' text (read from the shared data)."""
-    ratings = {r["id"]: r for _, r in iter_records(RATINGS) if r["split"] != "train"}
-    docs = []
-    for lang in ("en", "zh"):
-        for _, r in iter_records(data / f"raw_web_{lang}" / "docs.jsonl"):
-            if r["id"] in ratings:
-                docs.append({**ratings[r["id"]], "text": r["text"]})
-    if len(docs) != len(ratings):
-        raise ConfigError(f"{len(ratings) - len(docs)} rated documents are missing from {data}")
-    return docs
+    ratings = [r for _, r in iter_records(WEB_RATINGS) if r["split"] != "train"]
+    texts = raw_web_texts(data, {r["id"] for r in ratings})
+    return [{**r, "text": texts[r["id"]]} for r in ratings]
 
 
 def judged_documents(path: Path, rating_field: str) -> list[dict]:

@@ -134,11 +134,11 @@ _DECIMAL = re.compile(r"\d{1,3}\.\d{5,}")
 _EXTENSION = re.compile(r"\s?(?:x|ext\.?|#)\s?\d{1,6}$", re.IGNORECASE)
 
 
-def phone_valid(candidate: str, after_phone_word: bool = False) -> bool:
+def phone_valid(candidate: str, after_call_word: bool = False) -> bool:
     """Shape rules for a phone number in any national or international format: 7 to 15 digits (an
     extension aside); separators single spaces, dots, dashes or slashes, or an area code in parentheses;
-    a bare digit run only when 10-11 digits long, with a + or 00 prefix, or right after a phone word
-    (`after_phone_word`: "please call 3030633"); not a date, not a decimal or grouped-thousands number, not
+    a bare digit run only when 10-11 digits long, with a + or 00 prefix, or right after a call word
+    (`after_call_word`: "please call 3030633"); not a date, not a decimal or grouped-thousands number, not
     binary digits. (The shapes come from the phone formats of many countries; national numbering plans are
     not checked, so a fictitious but well-formed number counts.)"""
     body = _EXTENSION.sub("", candidate)
@@ -155,7 +155,7 @@ def phone_valid(candidate: str, after_phone_word: bool = False) -> bool:
     if not international and (digits > 12 or _SSN_SHAPE.fullmatch(body) or any(len(g) == 1 for g in groups[:-1])):
         return False  # national numbers have at most 12 digits; 123-45-6789 is an SSN's shape; 1.2.3.4 a version
     if len(groups) == 1:
-        return international or 10 <= digits <= 11 or after_phone_word
+        return international or 10 <= digits <= 11 or after_call_word
     if "." in body and "(" not in body and all(len(g) == 3 for g in groups[1:]) and len(groups[0]) <= 3:
         return False  # 12.345.678: a number with grouped thousands
     if not international and len(groups) == 2 and all(len(g) == 4 for g in groups) and all(
@@ -309,9 +309,9 @@ class PiiDetector:
         elif entity == "PHONE":
             for m in _PHONE.finditer(text):
                 before = max(0, m.start() - 16)
-                phone_word = _CALL_WORD.search(text, max(0, m.start() - 20), m.start()) is not None
-                if (not phone_valid(m.group(), phone_word) or _is_range(m.group())
-                        or (_ADDRESS_BEFORE.search(text, before, m.start()) and not phone_word)
+                call_word = _CALL_WORD.search(text, max(0, m.start() - 20), m.start()) is not None
+                if (not phone_valid(m.group(), call_word) or _is_range(m.group())
+                        or (_ADDRESS_BEFORE.search(text, before, m.start()) and not call_word)
                         or _REFERENCE_BEFORE.search(text, before, m.start()) or _AMOUNT_BEFORE.search(text, before, m.start())
                         or _QUANTITY_AFTER.match(text, m.end())
                         or (_other_number(text, m.start()) and not _CN_MOBILE.fullmatch(m.group()))):

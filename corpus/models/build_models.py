@@ -68,14 +68,23 @@ def build_toxicity_zh(data: Path, out: Path) -> ClassifierReport:
     return train_classifier(train, out / "toxicity_zh.ftz", ClassifierConfig(quantize=True), heldout_examples=dev)
 
 
+def raw_web_texts(data: Path, ids: set[str]) -> dict[str, str]:
+    """The texts of these ids of the shared raw web documents (`raw_web_en`, `raw_web_zh`); all must be there."""
+    texts = {}
+    for lang in ("en", "zh"):
+        for _, r in iter_jsonl(data / f"raw_web_{lang}" / "docs.jsonl"):
+            if r["id"] in ids:
+                texts[r["id"]] = r["text"]
+    if len(texts) != len(ids):
+        raise SystemExit(f"{len(ids) - len(texts)} labelled documents are missing from {data}/raw_web_*")
+    return texts
+
+
 def rated_web(data: Path, split: str) -> list[tuple[str, int]]:
     """(text, rating) of the rated web documents of one part (train, dev or test) of `WEB_RATINGS`."""
     ratings = {r["id"]: r["rating"] for r in _jsonl(WEB_RATINGS) if r["split"] == split}
-    docs = {r["id"]: r["text"] for lang in ("en", "zh") for r in _jsonl(data / f"raw_web_{lang}" / "docs.jsonl")
-            if r["id"] in ratings}
-    if len(docs) != len(ratings):
-        raise SystemExit(f"{len(ratings) - len(docs)} rated documents are missing from {data}/raw_web_*")
-    return [(docs[i], ratings[i]) for i in sorted(ratings)]
+    texts = raw_web_texts(data, set(ratings))
+    return [(texts[i], ratings[i]) for i in sorted(ratings)]
 
 
 def build_quality(data: Path, out: Path) -> ClassifierReport:
