@@ -52,6 +52,8 @@ bench: install-dev
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_slots.py
 	$(BIN)/python benchmarks/bench_refusal.py
+	test -x .cache/dj-venv/bin/python || ($(PYTHON) -m venv .cache/dj-venv && \
+	  .cache/dj-venv/bin/pip install -q "torch==2.13.0" "py-data-juicer==1.6.1" aiohttp)  # the curation peer; its pins clash with ours
 	$(BIN)/python benchmarks/bench_curate.py
 	$(BIN)/pip install -q -c constraints.txt "alt-profanity-check==1.9.1"  # benchmark only: it pins scikit-learn
 	$(BIN)/python benchmarks/bench_toxicity.py
