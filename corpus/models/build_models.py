@@ -4,7 +4,8 @@
 
   toxicity_en.ftz  Davidson et al. tweets (hate speech or offensive language = positive) and benign English
                    (C4 sentences, Glaive assistant replies) as negatives, hash split 80/20
-  toxicity_zh.ftz  COLD train (offensive = positive); measured on COLD dev, less texts also in train
+  toxicity_zh.ftz  COLD train (offensive = positive) and benign Chinese (CLUECorpusSmall sentences, Glaive
+                   assistant replies) as negatives; measured on COLD dev, less texts also in train
   quality.ftz      reference text (Wikipedia EN and ZH, US speeches, expert-written instructions) and the web
                    documents of `ratings/web_quality.jsonl`'s train part rated 3-5 = positive, those rated 1-2
                    = negative; hash split 80/20 (the ratings' dev and test parts are never trained on)
@@ -33,29 +34,43 @@ from corpus.io import iter_jsonl
 HERE = Path(__file__).resolve().parent
 WEB_RATINGS = HERE / "ratings" / "web_quality.jsonl"  # 1-5 ratings of raw_web_en / raw_web_zh documents
 GOOD_FROM = 3  # rated "acceptable" or better
-BENIGN_EN = 10_000  # non-toxic English added to Davidson's tweets
+# non-toxic texts added to each toxicity model's training data. Chinese: chosen on a split of COLD train only;
+# F1 at 0.3 there 0.889 with none, 0.891 with 3,000, 0.816 with 10,000 (recall falls), while the share of
+# Alpaca-GPT4 ZH answers flagged falls 13% -> 4.5% -> 1%
+BENIGN = {"en": 10_000, "zh": 3_000}
 
 
 def _jsonl(path: Path) -> list[dict]:
     return [record for _, record in iter_jsonl(path)]
 
 
-def benign_english(data: Path, limit: int = BENIGN_EN) -> list[str]:
-    """Everyday English that is not toxic, outside Davidson's tweets: sentences of C4 documents (C4 dropped
-    every page with a word from a list of bad words) and the assistant replies of the Glaive tool-calling
-    chats (at most a tenth of `limit`), `limit` in all, deterministic. Davidson's tweets are mostly toxic (83%), so a model trained on them
-    alone learns that ordinary non-tweet text (and any subword such as "ass" in "assist") is toxic."""
-    replies = [t["value"] for r in _jsonl(data / "tool_calling" / "glaive_toolcall_en.jsonl")
-               for t in r["conversations"] if t["from"] == "gpt" and len(t["value"]) >= 20][: limit // 10]
-    sentences = [s.strip() for r in _jsonl(data / "raw_web_en" / "docs.jsonl") if r["id"].startswith(("c4-", "lfc4-"))
-                 for s in re.split(r"(?<=[.!?])\s+|\n+", r["text"]) if 40 <= len(s.strip()) <= 300]
+# per language: which raw web documents give benign sentences, how to cut them, their length range, and the
+# shortest Glaive assistant reply to take
+_BENIGN_SOURCES = {
+    "en": (lambda r: r["id"].startswith(("c4-", "lfc4-")), r"(?<=[.!?])\s+|\n+", 40, 300, 20),
+    "zh": (lambda r: r["source"] == "cluecorpussmall_sampled", r"(?<=[。！？])", 15, 200, 10),
+}
+
+
+def benign_text(data: Path, lang: str) -> list[str]:
+    """Everyday text that is not toxic, `BENIGN[lang]` in all, deterministic. It is sentences of web documents (C4
+    dropped every page with a word from a list of bad words; CLUECorpusSmall for Chinese) and the assistant
+    replies of the Glaive tool-calling chats (at most a tenth). The labelled sets are mostly toxic
+    (Davidson's tweets 83%), so a model trained on them alone learns that ordinary text is toxic: any subword
+    such as "ass" in "assist", or 12.5% of Chinese Alpaca answers."""
+    is_source, cut, shortest, longest, shortest_reply = _BENIGN_SOURCES[lang]
+    limit = BENIGN[lang]
+    replies = [t["value"] for r in _jsonl(data / "tool_calling" / f"glaive_toolcall_{lang}.jsonl")
+               for t in r["conversations"] if t["from"] == "gpt" and len(t["value"]) >= shortest_reply][: limit // 10]
+    sentences = [s.strip() for r in _jsonl(data / f"raw_web_{lang}" / "docs.jsonl") if is_source(r)
+                 for s in re.split(cut, r["text"]) if shortest <= len(s.strip()) <= longest]
     wanted = limit - len(replies)
     return sentences[:: max(1, len(sentences) // wanted)][:wanted] + replies  # spread over the documents
 
 
 def build_toxicity_en(data: Path, out: Path) -> ClassifierReport:
     examples = [(r["text"], bool(r["toxic"])) for r in _jsonl(data / "toxicity_en" / "davidson_tweets.jsonl")]
-    examples += [(text, False) for text in benign_english(data)]
+    examples += [(text, False) for text in benign_text(data, "en")]
     # character n-grams of 4-6 (not the default 2-4): chosen on a split of the training part only (ROC AUC
     # 0.9745 -> 0.9815 there; 3-5 gave 0.980, 2-5 0.976); they catch obfuscated and compounded slurs
     return train_classifier(examples, out / "toxicity_en.ftz", ClassifierConfig(quantize=True, minn=4, maxn=6))
@@ -65,6 +80,7 @@ def build_toxicity_zh(data: Path, out: Path) -> ClassifierReport:
     train = read_labelled(data / "toxicity_zh" / "cold_train.jsonl")
     seen = {t for t, _ in train}
     dev = [(t, y) for t, y in read_labelled(data / "toxicity_zh" / "cold_dev.jsonl") if t not in seen]
+    train += [(text, False) for text in benign_text(data, "zh")]
     return train_classifier(train, out / "toxicity_zh.ftz", ClassifierConfig(quantize=True), heldout_examples=dev)
 
 
