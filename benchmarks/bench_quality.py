@@ -4,10 +4,10 @@ documents people rate well above those they rate poorly?
     .venv/bin/python benchmarks/bench_quality.py [--data DIR]
     .venv/bin/python benchmarks/bench_quality.py --judgements FILE.jsonl [--rating-field rating] [--good-from 3]
 
-Default set: the `test` part of `corpus/models/ratings/web_quality.jsonl`, 223 web documents (119 English C4
-and web samples, 104 Chinese CLUECorpusSmall documents) from `raw_web_en` / `raw_web_zh`, each rated 1-5 by
+Default set: the `test` part of `corpus/models/ratings/web_quality.jsonl`, 385 web documents (128 English C4
+and web samples, 257 Chinese CLUECorpusSmall documents) from `raw_web_en` / `raw_web_zh`, each rated 1-5 by
 reading it (see `corpus/models/README.md`). The shipped model was trained on the `train` part and its
-settings chosen on the `dev` part (149 documents, shown apart); the test part was used for nothing else. With
+settings chosen on the `dev` part (247 documents, shown apart); the test part was used for nothing else. With
 `--judgements`, any JSONL file with `text` and a numeric rating (or a true/false label) is measured the same
 way.
 
@@ -35,6 +35,8 @@ from corpus.config import ConfigError
 from corpus.io import iter_records
 from corpus.models.build_models import WEB_RATINGS, raw_web_texts
 from corpus.scoring import SHIPPED_QUALITY
+
+SHORT = 200  # characters: pages under this were rated in a second round (reviews, stubs)
 
 
 def rated_documents(data: Path) -> list[dict]:
@@ -96,6 +98,9 @@ def main() -> None:
     for split in sorted({d["split"] for d in docs}, key=lambda s: s != "test"):
         for lang in sorted({d["lang"] for d in docs}) + (["all"] if len({d["lang"] for d in docs}) > 1 else []):
             parts[f"{split} {lang}"] = [d for d in docs if d["split"] == split and lang in ("all", d["lang"])]
+        for name, is_short in ((f"{split} long (>= {SHORT} chars)", False), (f"{split} short", True)):
+            parts[name] = [d for d in docs if d["split"] == split and (len(d["text"]) < SHORT) == is_short]
+    parts = {name: part for name, part in parts.items() if part}
     print(f"| part | docs | good (>= {args.good_from:g}) | method | ROC AUC good | ROC AUC >= {args.good_from + 1:g} | Spearman |")
     print("|---|---:|---:|---|---:|---:|---:|")
     for name, part in parts.items():

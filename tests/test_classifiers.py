@@ -38,7 +38,7 @@ def test_shipped_toxicity_models_on_texts_they_were_not_trained_on():
 def test_shipped_quality_model_agrees_with_ratings_it_was_not_trained_on():
     rated = read_jsonl(Path(__file__).parent / "data" / "quality" / "rated_web_test_sample.jsonl")
     model = TextClassifier(SHIPPED_QUALITY)
-    for lang, floor in (("all", 0.75), ("en", 0.75), ("zh", 0.65)):  # measured 0.83, 0.87, 0.73
+    for lang, floor in (("all", 0.75), ("en", 0.75), ("zh", 0.65)):  # measured 0.87, 0.90, 0.79
         part = [r for r in rated if lang in ("all", r["lang"])]
         auc = roc_auc(np.array([r["rating"] >= 3 for r in part]), model.scores([r["text"] for r in part]))
         assert auc >= floor, (lang, auc)
