@@ -4,7 +4,7 @@ documents people rate well above those they rate poorly?
     .venv/bin/python benchmarks/bench_quality.py [--data DIR]
     .venv/bin/python benchmarks/bench_quality.py --judgements FILE.jsonl [--rating-field rating] [--good-from 3]
 
-Default set: the `test` part of `corpus/models/ratings/web_quality.jsonl`, 385 web documents (128 English C4
+Default set: the `test` part of `corpus/models/labels/web_quality.jsonl`, 385 web documents (128 English C4
 and web samples, 257 Chinese CLUECorpusSmall documents) from `raw_web_en` / `raw_web_zh`, each rated 1-5 by
 reading it (see `corpus/models/README.md`). The shipped model was trained on the `train` part and its
 settings chosen on the `dev` part (247 documents, shown apart); the test part was used for nothing else. With

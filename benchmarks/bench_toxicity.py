@@ -7,9 +7,9 @@ Sets (none used to train our models):
                     us; alt-profanity-check was reportedly trained on Davidson's data, so this favours it)
   davidson-hate     the same tweets labelled hate speech against those labelled neither (offensive left out):
                     hateful text, as against merely offensive
-  ours-test         the test part of `benchmarks/data/toxicity_en_labels.jsonl`: HH-RLHF red-team messages and
+  ours-test         the test part of `corpus/models/labels/toxicity_en.jsonl`: HH-RLHF red-team messages and
                     replies, WNUT-17 YouTube comments and tweets, labelled toxic (and hateful) by us; neither
-                    tool was trained on any of it (the fair comparison)
+                    tool was trained on these texts (ours was trained on the train part, from the same sources)
   ours-test-hate    its hateful texts against its non-toxic ones
   jigsaw-sample     333 Jigsaw Wikipedia talk-page comments (out of domain for us: tweets vs Wikipedia talk;
                     alt-profanity-check's training data reportedly includes Jigsaw's)
@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from corpus.classifier import TextClassifier, is_heldout, roc_auc
 from corpus.io import iter_records
+from corpus.models.build_models import TOXICITY_EN_LABELS
 from corpus.scoring import SHIPPED_TOXICITY
 
 THRESHOLD = 0.3
@@ -91,7 +92,7 @@ def main() -> None:
 
     print("| set | texts | method | ROC AUC | F1 at its threshold | texts/s |")
     print("|---|---:|---|---:|---:|---:|")
-    ours = [r for r in load(ROOT / "benchmarks" / "data" / "toxicity_en_labels.jsonl") if r["split"] == "test"]
+    ours = [r for r in load(TOXICITY_EN_LABELS) if r["split"] == "test"]
     sets = [("davidson-heldout", davidson, "en"), ("davidson-hate", hate, "en"), ("jigsaw-sample", jigsaw, "en"),
             ("ours-test", [(r["text"], r["toxic"]) for r in ours], "en"),
             ("ours-test-hate", [(r["text"], r["hateful"]) for r in ours if r["hateful"] or not r["toxic"]], "en"),
