@@ -131,6 +131,7 @@ _DATE_LIKE = re.compile(r"(?:19|20)\d\d[-.](?:0?[1-9]|1[0-2])[-.](?:0?[1-9]|[12]
                         r"|(?:0?[1-9]|[12]\d|3[01])[-.](?:0?[1-9]|[12]\d|3[01])[-.](?:19|20)\d\d(?!\d)")
 _SSN_SHAPE = re.compile(r"\d{3}-\d{2}-\d{4}")
 _DECIMAL = re.compile(r"\d{1,3}\.\d{5,}")
+_NANP = re.compile(r"1[ .\-]\(?[2-9]\d\d\)?[ .\-]\d{3}[ .\-]\d{4}")  # North America's 1-NXX-NXX-XXXX
 _EXTENSION = re.compile(r"\s?(?:x|ext\.?|#)\s?\d{1,6}$", re.IGNORECASE)
 
 
@@ -151,11 +152,13 @@ def phone_valid(candidate: str, after_call_word: bool = False) -> bool:
         return False  # 000 0000 0001: binary digits; 52.373180: a coordinate or a measurement
     groups = re.split(r"[\s.\-()]+", body.lstrip("+").strip("()"))
     groups = [g for g in groups if g]
-    international = body.startswith(("+", "00"))
-    if not international and (digits > 12 or _SSN_SHAPE.fullmatch(body) or any(len(g) == 1 for g in groups[:-1])):
-        return False  # national numbers have at most 12 digits; 123-45-6789 is an SSN's shape; 1.2.3.4 a version
-    if len(groups) == 1:
-        return international or 10 <= digits <= 11 or after_call_word
+    international = body.startswith(("+", "00")) or _NANP.fullmatch(body) is not None  # 1-800-555-0199
+    if len(set(re.sub(r"\D", "", body))) == 1 or (len(groups) > 2 and len(set(groups)) == 1):
+        return False  # 55555555555, 24 24 24 24 24
+    if not international and (digits > 13 or _SSN_SHAPE.fullmatch(body) or any(len(g) == 1 for g in groups[:-1])):
+        return False  # national numbers have at most 13 digits; 123-45-6789 is an SSN's shape; 1.2.3.4 a version
+    if len(groups) == 1:  # a bare run: 10-11 digits, a trunk-0 mobile of 12-13 (082186310898), or after a call word
+        return international or 10 <= digits <= 11 or (digits <= 13 and body[0] == "0" and body[1] != "0") or after_call_word
     if "." in body and "(" not in body and all(len(g) == 3 for g in groups[1:]) and len(groups[0]) <= 3:
         return False  # 12.345.678: a number with grouped thousands
     if not international and len(groups) == 2 and all(len(g) == 4 for g in groups) and all(
@@ -193,23 +196,42 @@ _QUANTITY_AFTER = re.compile(r"\s?(?:" + _CURRENCY + "|" + _UNIT + r")(?![A-Za-z
 _OTHER_NUMBER_BEFORE = re.compile(r"(?:order|invoice|tracking|ticket|build|version|registration|serial|account"
                                   r"|customer|member|reference|\bref\.|sku|model|patent|password|passcode"
                                   r"|(?<![a-z])qq|wechat|微信|薇信|订单|单号|编号|代码|密码|群号|型号|卡号|账号|帐号"
-                                  r"|工号|会员|发票|房间|房号)", re.IGNORECASE)
+                                  r"|工号|会员|发票|房间|房号|用户|(?<![a-z])u?id\b)", re.IGNORECASE)
 # a bare digit run ("please call 3030633") is taken for a phone only right after one of these
-_CALL_WORD = re.compile(r"(?:call|phone|tel\b|tel\.|mobile|cell|fax|whatsapp|电话|手机|致电|传真)", re.IGNORECASE)
+_CALL_WORD = re.compile(r"(?:call|phone|tel\b|tel\.|mobile|cell|fax|whatsapp|hotline|contact|电话|手机|致电|传真|热线)",
+                        re.IGNORECASE)
 OTHER_NUMBER_CHARS = 20  # how far before a candidate such a word may be
 _CN_MOBILE = re.compile(r"(?:\+?86[ \-]?)?1[3-9]\d[ \-]?\d{4}[ \-]?\d{4}")  # too phone-like to be anything else
 
 
 def _is_range(candidate: str) -> bool:
-    """1465-1467: two numbers of one length, the second a little larger (pages, years, ranges)."""
+    """1465-1467: two numbers of one length, the second a little larger (pages, years); 500-1000: two round
+    numbers, the second larger."""
     m = _RANGE.fullmatch(candidate)
-    return bool(m) and len(m.group(1)) == len(m.group(2)) and 0 < int(m.group(2)) - int(m.group(1)) < 1000
+    if not m:
+        return False
+    low, high = m.group(1), m.group(2)
+    if len(low) == len(high):
+        return 0 < int(high) - int(low) < 1000
+    return low.endswith("0") and high.endswith("0") and int(high) > int(low)
 
 
 def _weak_phone_accepted(text: str, start: int, end: int) -> bool:
     if PHONE_CONTEXT.search(text, max(0, start - PHONE_CONTEXT_CHARS), start):
         return True
     return not _ADDRESS_AFTER.match(text, end)
+
+
+def _is_phone(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end], a match of the phone pattern, is a phone number where it stands."""
+    candidate, before = text[start:end], max(0, start - 16)
+    call_word = _CALL_WORD.search(text, max(0, start - 20), start) is not None
+    if (not phone_valid(candidate, call_word) or _is_range(candidate)
+            or (_ADDRESS_BEFORE.search(text, before, start) and not call_word and len(re.sub(r"\D", "", candidate)) < 10)
+            or _REFERENCE_BEFORE.search(text, before, start) or _AMOUNT_BEFORE.search(text, before, start)
+            or _QUANTITY_AFTER.match(text, end) or (_other_number(text, start) and not _CN_MOBILE.fullmatch(candidate))):
+        return False  # "Apt. 722 20 40": the number of a flat; "§ 44-12-236": a statute; "40 000 000 SEK"
+    return not phone_is_weak(candidate) or _weak_phone_accepted(text, start, end)
 
 
 def _other_number(text: str, start: int) -> bool:
@@ -248,7 +270,7 @@ _IBAN_GATE = re.compile(r"\d\d(?<=[A-Za-z]{2}\d\d)")  # two letters then two dig
 _IPV6_GATE = re.compile(r"::|[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}:")
 _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})(?![\w:])")
 _PHONE = re.compile(
-    r"(?=[+(\d])(?<![\w+:/])(?<!\w[.\-])(?=[+(\d][\d()+.\- ]{6})"  # seven phone characters at least: not "2019 was"
+    r"(?=[+(\d])(?<![\w+/=])(?<!\w-)(?<!\d[.:])(?=[+(\d][\d()+.\- ]{6})"  # seven phone characters at least: not "2019 was"
     r"(?:(?:\+|\b00)\d{1,3}[ .\-]?)?"  # country code
     r"(?:\(0\)[ .\-]?)?(?:\(\d{1,5}\)[ .\-]?)?"  # trunk (0), area code in parentheses
     r"\d{1,12}(?:[ .\-]\d{1,10}){0,6}"  # digit groups, one separator between
@@ -308,15 +330,7 @@ class PiiDetector:
                         yield m.span()
         elif entity == "PHONE":
             for m in _PHONE.finditer(text):
-                before = max(0, m.start() - 16)
-                call_word = _CALL_WORD.search(text, max(0, m.start() - 20), m.start()) is not None
-                if (not phone_valid(m.group(), call_word) or _is_range(m.group())
-                        or (_ADDRESS_BEFORE.search(text, before, m.start()) and not call_word)
-                        or _REFERENCE_BEFORE.search(text, before, m.start()) or _AMOUNT_BEFORE.search(text, before, m.start())
-                        or _QUANTITY_AFTER.match(text, m.end())
-                        or (_other_number(text, m.start()) and not _CN_MOBILE.fullmatch(m.group()))):
-                    continue  # "Apt. 722 20 40": the number of a flat; "§ 44-12-236": a statute; "40 000 000 SEK"
-                if not phone_is_weak(m.group()) or _weak_phone_accepted(text, *m.span()):
+                if _is_phone(text, *m.span()):
                     yield m.span()
 
     def find(self, text: str) -> list[PiiSpan]:
