@@ -138,23 +138,23 @@ _EXTENSION = re.compile(r"\s?(?:x|ext\.?|#)\s?\d{1,6}$", re.IGNORECASE)
 def phone_valid(candidate: str, after_call_word: bool = False) -> bool:
     """Shape rules for a phone number in any national or international format: 7 to 15 digits (an
     extension aside); separators single spaces, dots, dashes or slashes, or an area code in parentheses;
-    a bare digit run only when 10-11 digits long, with a + or 00 prefix, or right after a call word
-    (`after_call_word`: "please call 3030633"); not a date, not a decimal or grouped-thousands number, not
-    binary digits. (The shapes come from the phone formats of many countries; national numbering plans are
-    not checked, so a fictitious but well-formed number counts.)"""
+    a bare digit run only when 10-11 digits long, 12-13 after a trunk 0, with a + or 00 prefix, or right after
+    a call word (`after_call_word`: "please call 3030633"); not a date, not a decimal or grouped-thousands
+    number, not binary or repeated digits. A leading "1-" of North America counts as a country code. (The
+    shapes come from the phone formats of many countries; national numbering plans are not checked, so a
+    fictitious but well-formed number counts.)"""
     body = _EXTENSION.sub("", candidate)
     digits = sum(ch.isdigit() for ch in body)
     if not 7 <= digits <= 15:
         return False
     if _DATE_LIKE.match(body) or _IPV4.fullmatch(body):  # 2019-05-12, 12.05.2019; an address left to IP_ADDRESS
         return False
-    if set(re.sub(r"\D", "", body)) <= {"0", "1"} or _DECIMAL.fullmatch(body):
-        return False  # 000 0000 0001: binary digits; 52.373180: a coordinate or a measurement
     groups = re.split(r"[\s.\-()]+", body.lstrip("+").strip("()"))
     groups = [g for g in groups if g]
+    used = set(re.sub(r"\D", "", body))
+    if used <= {"0", "1"} or len(used) == 1 or (len(groups) > 2 and len(set(groups)) == 1) or _DECIMAL.fullmatch(body):
+        return False  # 000 0000 0001: binary; 55555555555, 24 24 24 24 24: repeated; 52.373180: a coordinate
     international = body.startswith(("+", "00")) or _NANP.fullmatch(body) is not None  # 1-800-555-0199
-    if len(set(re.sub(r"\D", "", body))) == 1 or (len(groups) > 2 and len(set(groups)) == 1):
-        return False  # 55555555555, 24 24 24 24 24
     if not international and (digits > 13 or _SSN_SHAPE.fullmatch(body) or any(len(g) == 1 for g in groups[:-1])):
         return False  # national numbers have at most 13 digits; 123-45-6789 is an SSN's shape; 1.2.3.4 a version
     if len(groups) == 1:  # a bare run: 10-11 digits, a trunk-0 mobile of 12-13 (082186310898), or after a call word
