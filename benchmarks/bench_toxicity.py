@@ -34,7 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from corpus.classifier import TextClassifier, is_heldout, roc_auc
+from corpus.classifier import TextClassifier, is_heldout, read_labelled, roc_auc
 from corpus.io import iter_records
 from corpus.models.build_models import TOXICITY_EN_LABELS
 from corpus.scoring import SHIPPED_TOXICITY
@@ -50,18 +50,14 @@ def f1_at(labels: np.ndarray, scores: np.ndarray, threshold: float) -> float:
     return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
 
 
-TOXIC_LABELS = {"hate_speech", "offensive_language", "offensive", "toxic", "1", "true"}
+TOXIC_NAMES = ["hate_speech", "offensive_language", "offensive", "toxic", "1", "true", "True"]
 
 
 def labelled_set(path: Path) -> list[tuple[str, bool]]:
-    """(text, toxic) from a JSONL file with `text` and `toxic` or `label`; a bad line names file and line."""
-    out = []
-    for line, r in iter_records(path):
-        label = r.get("toxic", r.get("label"))
-        if not isinstance(r.get("text"), str) or label is None:
-            raise SystemExit(f"{path}:{line}: needs a string 'text' and a 'toxic' or 'label' field")
-        out.append((r["text"], str(label).lower() in TOXIC_LABELS))
-    return out
+    """(text, toxic) from a JSONL file with `text` and `toxic` (or else `label`): true, 1, or Davidson's and
+    COLD's names of the toxic classes; a bad line names the file, line and field."""
+    first = next(iter_records(path), (0, {}))[1]
+    return read_labelled(path, label_field="toxic" if "toxic" in first else "label", positive=TOXIC_NAMES)
 
 
 def main() -> None:

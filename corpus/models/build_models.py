@@ -74,11 +74,15 @@ def benign_text(data: Path, lang: str) -> list[str]:
 
 def build_toxicity_en(data: Path, out: Path) -> ClassifierReport:
     """Davidson's tweets, benign text, and the train part of our labels: HH-RLHF red-team messages and
-    replies, YouTube comments and tweets (dev AUC 0.75 without them, 0.82 with them three times; once 0.80)."""
+    replies, YouTube comments and tweets. Dev AUC 0.75 without them; all of them once 0.80, three times 0.815;
+    as built here 0.81."""
     examples = [(r["text"], bool(r["toxic"])) for r in _jsonl(data / "toxicity_en" / "davidson_tweets.jsonl")]
     examples += [(text, False) for text in benign_text(data, "en")]
     ours = [(r["text"], r["toxic"]) for r in _jsonl(TOXICITY_EN_LABELS) if r["split"] == "train"]
-    examples += [e for e in ours if not is_heldout(e[0], ClassifierConfig().heldout, ClassifierConfig().seed)] * LABELLED_COPIES
+    # only the ones outside the hash hold-out: the copies of a held-out text would all be held out, and counted
+    # three times in the card's figures
+    cfg = ClassifierConfig()
+    examples += [e for e in ours if not is_heldout(e[0], cfg.heldout, cfg.seed)] * LABELLED_COPIES
     # character n-grams of 4-6 (not the default 2-4): chosen on a split of the training part only (ROC AUC
     # 0.9745 -> 0.9815 there; 3-5 gave 0.980, 2-5 0.976); they catch obfuscated and compounded slurs
     return train_classifier(examples, out / "toxicity_en.ftz", ClassifierConfig(quantize=True, minn=4, maxn=6))
