@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+import phonenumbers
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -319,6 +320,15 @@ class QualityConfig(_Section):
 
 
 PII_ENTITIES = ("SECRET", "URL_CREDENTIALS", "EMAIL", "IBAN", "CN_ID", "CREDIT_CARD", "US_SSN", "IP_ADDRESS", "PHONE")
+# the national numbering plans a phone number without a country code must belong to (ISO 3166 region codes):
+# English-speaking countries, Europe, the Middle East, Latin America, South, South-East and East Asia. Left
+# out: Luxembourg, whose plan takes 64% of random 7-11 digit strings and so tells nothing.
+PHONE_REGIONS = (
+    "US", "CA", "GB", "IE", "AU", "NZ", "IN", "PK", "BD", "LK", "NP", "PH", "SG", "MY", "ID", "TH", "VN", "JP", "KR",
+    "NG", "KE", "ZA", "EG", "DE", "AT", "CH", "FR", "BE", "NL", "ES", "PT", "IT", "MT", "GR", "CY", "DK", "SE",
+    "NO", "FI", "IS", "PL", "CZ", "SK", "HU", "RO", "BG", "HR", "RS", "SI", "LT", "LV", "EE", "UA", "RU", "TR", "IL",
+    "AE", "SA", "BR", "MX", "AR", "CO", "CL", "PE", "VE")
+PHONE_REGIONS_HAN = ("CN", "HK", "TW", "MO")  # ... for a number amid Chinese characters
 
 
 class PiiConfig(_Section):
@@ -329,6 +339,30 @@ class PiiConfig(_Section):
     replacement: Literal["placeholder", "pseudonym"] = "placeholder"
     salt: str | None = Field(None, description="pseudonym: secret key of the salted hash; required")
     ip_private: bool = Field(False, description="also scrub private, loopback, link-local and reserved addresses")
+    phone_regions: list[str] = Field(default_factory=lambda: list(PHONE_REGIONS),
+                                     description="numbering plans of phone numbers without a country code")
+    phone_regions_han: list[str] = Field(default_factory=lambda: list(PHONE_REGIONS_HAN),
+                                         description="the same, for numbers amid Chinese text")
+
+    @field_validator("phone_regions", "phone_regions_han", mode="before")
+    @classmethod
+    def _no_booleans(cls, v: Any) -> Any:
+        if isinstance(v, list) and any(isinstance(r, bool) for r in v):
+            raise ValueError("a region was read as true/false: YAML reads NO (Norway), YES, ON and OFF as booleans; "
+                             "quote it: 'NO'")
+        return v
+
+    @field_validator("phone_regions", "phone_regions_han")
+    @classmethod
+    def _known_regions(cls, v: list[str]) -> list[str]:
+        unknown = [r for r in v if r not in phonenumbers.SUPPORTED_REGIONS]
+        if unknown:
+            hint = " (the United Kingdom is GB)" if "UK" in unknown else ""
+            raise ValueError(f"unknown phone region {unknown[0]!r}: use ISO 3166 two-letter codes such as US, GB, "
+                             f"DE, CN{hint}")
+        if not v:
+            raise ValueError("give at least one region (or leave PHONE out of entities)")
+        return v
 
     @field_validator("entities")
     @classmethod

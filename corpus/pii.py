@@ -3,7 +3,8 @@
 Each detector is a regular expression that proposes candidates and a validator that must accept them: a
 Luhn check and issuer prefix for payment cards, mod-97 and the country's length for IBANs, the check
 character and birth date for mainland-China resident IDs, the issued ranges for US SSNs, `ipaddress` for IP
-addresses, digit counts and shape rules for phone numbers. A number that fails its check is left alone.
+addresses, shape rules and the country's numbering plan for phone numbers. A number that fails its check is
+left alone.
 
 Detectors run in priority order (secrets first, phone numbers last) and a later one never claims text an
 earlier one took, so a card number is not also reported as a phone number. Cheap triggers (an `@`, a digit,
@@ -20,12 +21,14 @@ import hashlib
 import ipaddress
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
+import phonenumbers
 from datatrove.data import Document
 
 from corpus.base import CorpusStep
-from corpus.config import PII_ENTITIES, PiiConfig
+from corpus.config import PHONE_REGIONS, PHONE_REGIONS_HAN, PII_ENTITIES, PiiConfig
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ _CARD_RANGES = (
     ("51-55", (16,)), ("2221-2720", (16,)),  # Mastercard
     ("34", (15,)), ("37", (15,)),  # American Express
     ("6011", (16, 19)), ("644-649", (16, 19)), ("65", (16, 19)), ("622126-622925", (16, 19)),  # Discover
-    ("3528-3589", (16, 17, 18, 19)), ("2131", (15,)), ("1800", (15,)),  # JCB
+    ("35", (16, 17, 18, 19)), ("2131", (15,)), ("1800", (15,)),  # JCB: 3528-3589 in use, the rest of 35 kept for it
     ("300-305", (14, 16, 19)), ("36", (14, 16, 19)), ("38-39", (14, 16, 19)),  # Diners Club
     ("50", tuple(range(12, 20))), ("56-69", tuple(range(12, 20))),  # Maestro
     ("62", (16, 17, 18, 19)),  # UnionPay
@@ -135,27 +138,33 @@ _NANP = re.compile(r"1[ .\-]\(?[2-9]\d\d\)?[ .\-]\d{3}[ .\-]\d{4}")  # North Ame
 _EXTENSION = re.compile(r"\s?(?:x|ext\.?|#)\s?\d{1,6}$", re.IGNORECASE)
 
 
+def _has_country_code(candidate: str) -> bool:
+    return candidate.startswith(("+", "00", "(+"))
+
+
 def phone_valid(candidate: str, after_call_word: bool = False) -> bool:
     """Shape rules for a phone number in any national or international format: 7 to 15 digits (an
     extension aside); separators single spaces, dots, dashes or slashes, or an area code in parentheses;
     a bare digit run only when 10-11 digits long, 12-13 after a trunk 0, with a + or 00 prefix, or right after
     a call word (`after_call_word`: "please call 3030633"); not a date, not a decimal or grouped-thousands
-    number, not binary or repeated digits. A leading "1-" of North America counts as a country code. (The
-    shapes come from the phone formats of many countries; national numbering plans are not checked, so a
-    fictitious but well-formed number counts.)"""
+    number, not binary or repeated digits. A leading "1-" of North America counts as a country code, a leading
+    "8 " before ten digits as the trunk prefix of Russia and its neighbours. (Whether a country's numbering
+    plan has the number is `phone_in_plan`'s question.)"""
     body = _EXTENSION.sub("", candidate)
     digits = sum(ch.isdigit() for ch in body)
     if not 7 <= digits <= 15:
         return False
     if _DATE_LIKE.match(body) or _IPV4.fullmatch(body):  # 2019-05-12, 12.05.2019; an address left to IP_ADDRESS
         return False
-    groups = re.split(r"[\s.\-()]+", body.lstrip("+").strip("()"))
+    groups = re.split(r"[\s.\-—()+]+", body.strip("()+"))
     groups = [g for g in groups if g]
     used = set(re.sub(r"\D", "", body))
     if used <= {"0", "1"} or len(used) == 1 or (len(groups) > 2 and len(set(groups)) == 1) or _DECIMAL.fullmatch(body):
         return False  # 000 0000 0001: binary; 55555555555, 24 24 24 24 24: repeated; 52.373180: a coordinate
-    international = body.startswith(("+", "00")) or _NANP.fullmatch(body) is not None  # 1-800-555-0199
-    if not international and (digits > 13 or _SSN_SHAPE.fullmatch(body) or any(len(g) == 1 for g in groups[:-1])):
+    international = _has_country_code(body) or _NANP.fullmatch(body) is not None  # 1-800-555-0199
+    trunk_8 = groups[0] == "8" and digits == 11  # Russia's and its neighbours' trunk 8: 8 (495) 123-45-67
+    if not international and (digits > 13 or _SSN_SHAPE.fullmatch(body)
+                              or any(len(g) == 1 for g in groups[1 if trunk_8 else 0:-1])):
         return False  # national numbers have at most 13 digits; 123-45-6789 is an SSN's shape; 1.2.3.4 a version
     if len(groups) == 1:  # a bare run: 10-11 digits, a trunk-0 mobile of 12-13 (082186310898), or after a call word
         return international or 10 <= digits <= 11 or (digits <= 13 and body[0] == "0" and body[1] != "0") or after_call_word
@@ -165,6 +174,56 @@ def phone_valid(candidate: str, after_call_word: bool = False) -> bool:
             g.startswith(("19", "20")) for g in groups):
         return False  # two years: 1999 2004
     return max(len(g) for g in groups) <= 10
+
+
+# Why phonenumbers (Google's libphonenumber metadata) on top of the shape rules: it knows each country's
+# numbering plan, which area codes and mobile prefixes are in use and how long their numbers are, which no
+# shape rule can tell ("329 11582" is well formed; no plan has it). It runs only on candidates that passed
+# the shape rules and is cached per value, since one parse costs about 60 microseconds.
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+HAN_CONTEXT_CHARS = 40  # how far either side of a candidate a Chinese character makes it Chinese text
+# a full North American grouping, (415) 555-0132 or 415-555-0132: a phone by its shape, in any plan or none
+_NANP_GROUPING = re.compile(r"(?:1[ .\-])?(?:\(\d{3}\) ?|\d{3}[ .\-])\d{3}[ .\-]\d{4}")
+
+
+def _trunk_prefix_written(parsed: phonenumbers.PhoneNumber, digits: str) -> bool:
+    """Whether a national number carries its trunk prefix where its country writes one: 020 7946 0958 in
+    Britain, not 20 7946 0958 (libphonenumber's matcher makes the same check, in a private function)."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(
+        phonenumbers.region_code_for_country_code(parsed.country_code), None)
+    national = phonenumbers.national_significant_number(parsed)
+    if metadata is None or digits != national:  # something before the national number was stripped: the prefix
+        return True
+    for number_format in metadata.number_format:
+        leading = number_format.leading_digits_pattern
+        if (not leading or re.match(leading[-1], national)) and re.fullmatch(number_format.pattern, national):
+            rule = number_format.national_prefix_formatting_rule
+            return (not rule or bool(number_format.national_prefix_optional_when_formatting)
+                    or re.fullmatch(r"\(?\\1\)?", rule) is not None)  # "(\1)": the first group alone, no prefix
+    return True
+
+
+def _han_near(text: str, start: int, end: int) -> bool:
+    return _HAN.search(text, max(0, start - HAN_CONTEXT_CHARS), end + HAN_CONTEXT_CHARS) is not None
+
+
+@lru_cache(maxsize=65536)
+def phone_in_plan(candidate: str, regions: tuple[str, ...], after_call_word: bool = False) -> bool:
+    """Whether a number written without a country code is a valid number of one of the regions' numbering
+    plans, written with the trunk prefix where that country writes one; right after a call word, a possible
+    number is enough: a local number without its area code (热线 63376888, "call 3030633")."""
+    number = _EXTENSION.sub("", candidate)
+    digits = re.sub(r"\D", "", number)
+    possible = False
+    for region in regions:
+        try:
+            parsed = phonenumbers.parse(number, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(parsed) and _trunk_prefix_written(parsed, digits):
+            return True
+        possible = possible or (after_call_word and phonenumbers.is_possible_number(parsed))
+    return possible
 
 
 def phone_is_weak(candidate: str) -> bool:
@@ -183,7 +242,7 @@ _ADDRESS_AFTER = re.compile(r",? ?(?:[A-ZÀ-ÞΑ-Ω][\w'\-]|(?:rue|street|st|roa
 _ADDRESS_BEFORE = re.compile(r"(?:apt|apartment|suite|unit|no|flat|room|house|lives at|address:?)\.?\s*$", re.IGNORECASE)
 # statute and section numbers (§ 44-12-236, Section 99-35-115), identifiers and page ranges are not phones
 _REFERENCE_BEFORE = re.compile(r"(?:§|section|sec\.|art\.|article|chapter|isbn|issn|doi:?|pp?\.)\s*$", re.IGNORECASE)
-_RANGE = re.compile(r"(\d{2,5})[\-–](\d{2,5})")
+_RANGE = re.compile(r"(\d{2,5})[\-–—](\d{2,5})")
 # sums of money ("40 000 000 SEK", "USD 25 000 000", "€ 1 250 000"; found on ECHR train) and quantities
 # ("33333233334 meters", a "2000-100" coupon: 2000-100的券; found on our web labels' dev part) are not phones
 _CURRENCY = (r"(?:USD|EUR|GBP|CHF|SEK|NOK|DKK|JPY|CNY|RMB|CAD|AUD|RUB|PLN|CZK|HUF|TRY|INR|BRL|MXN|HKD|SGD|ZAR|KRW"
@@ -222,8 +281,10 @@ def _weak_phone_accepted(text: str, start: int, end: int) -> bool:
     return not _ADDRESS_AFTER.match(text, end)
 
 
-def _is_phone(text: str, start: int, end: int) -> bool:
-    """Whether text[start:end], a match of the phone pattern, is a phone number where it stands."""
+def _is_phone(text: str, start: int, end: int, regions: tuple[str, ...], regions_han: tuple[str, ...]) -> bool:
+    """Whether text[start:end], a match of the phone pattern, is a phone number where it stands. A number
+    without a country code must also be in the numbering plan of one of `regions` (`regions_han` amid Chinese
+    text), unless it has North America's full grouping."""
     candidate, before = text[start:end], max(0, start - 16)
     call_word = _CALL_WORD.search(text, max(0, start - 20), start) is not None
     if (not phone_valid(candidate, call_word) or _is_range(candidate)
@@ -231,7 +292,14 @@ def _is_phone(text: str, start: int, end: int) -> bool:
             or _REFERENCE_BEFORE.search(text, before, start) or _AMOUNT_BEFORE.search(text, before, start)
             or _QUANTITY_AFTER.match(text, end) or (_other_number(text, start) and not _CN_MOBILE.fullmatch(candidate))):
         return False  # "Apt. 722 20 40": the number of a flat; "§ 44-12-236": a statute; "40 000 000 SEK"
-    return not phone_is_weak(candidate) or _weak_phone_accepted(text, start, end)
+    if phone_is_weak(candidate) and not _weak_phone_accepted(text, start, end):
+        return False
+    if _has_country_code(candidate):
+        return True
+    han = _han_near(text, start, end)
+    if not han and _NANP_GROUPING.fullmatch(_EXTENSION.sub("", candidate)):
+        return True
+    return phone_in_plan(candidate, regions_han if han else regions, call_word)
 
 
 def _other_number(text: str, start: int) -> bool:
@@ -270,10 +338,10 @@ _IBAN_GATE = re.compile(r"\d\d(?<=[A-Za-z]{2}\d\d)")  # two letters then two dig
 _IPV6_GATE = re.compile(r"::|[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}:")
 _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})(?![\w:])")
 _PHONE = re.compile(
-    r"(?=[+(\d])(?<![\w+/=])(?<!\w-)(?<!\d[.:])(?=[+(\d][\d()+.\- ]{6})"  # seven phone characters at least: not "2019 was"
-    r"(?:(?:\+|\b00)\d{1,3}[ .\-]?)?"  # country code
-    r"(?:\(0\)[ .\-]?)?(?:\(\d{1,5}\)[ .\-]?)?"  # trunk (0), area code in parentheses
-    r"\d{1,12}(?:[ .\-]\d{1,10}){0,6}"  # digit groups, one separator between
+    r"(?=[+(\d])(?<![\w+/=])(?<!\w-)(?<!\d[.:])(?=[+(\d][\d()+.\-— ]{6})"  # seven phone characters at least: not "2019 was"
+    r"(?:(?:\+|\b00)\d{1,3}[ .\-]?|\(\+\d{1,3}\) ?)?"  # country code: +44, 0044, (+30)
+    r"(?:\(0\)[ .\-]?|8 (?=\())?(?:\(\d{1,5}\)[ .\-]?)?"  # trunk (0) or 8, area code in parentheses
+    r"\d{1,12}(?:[ .\-—]\d{1,10}){0,6}"  # digit groups, one separator between (an em dash in Chinese text)
     r"(?:[ ]?(?:x|ext\.?|#)[ ]?\d{1,6})?"  # extension
     r"(?!\w|[\-.:/]\d)", re.IGNORECASE | re.ASCII)
 
@@ -281,9 +349,11 @@ _PHONE = re.compile(
 class PiiDetector:
     """Finds PII in text: non-overlapping spans, earlier detectors winning, in text order."""
 
-    def __init__(self, entities: list[str] | tuple[str, ...] = PII_ENTITIES, ip_private: bool = False):
+    def __init__(self, entities: list[str] | tuple[str, ...] = PII_ENTITIES, ip_private: bool = False,
+                 phone_regions: tuple[str, ...] = PHONE_REGIONS, phone_regions_han: tuple[str, ...] = PHONE_REGIONS_HAN):
         self.entities = tuple(e for e in PII_ENTITIES if e in entities)  # always in priority order
         self.ip_private = ip_private
+        self.phone_regions, self.phone_regions_han = tuple(phone_regions), tuple(phone_regions_han)
 
     def _candidates(self, entity: str, text: str):
         """(start, end) of each validated match of one entity type."""
@@ -330,8 +400,26 @@ class PiiDetector:
                         yield m.span()
         elif entity == "PHONE":
             for m in _PHONE.finditer(text):
-                if _is_phone(text, *m.span()):
-                    yield m.span()
+                yield from self._phones(text, *m.span())
+
+    def _phones(self, text: str, start: int, end: int):
+        """The phone numbers in one match of the phone pattern: the whole match, or else, amid Chinese text, where
+        the numbering plans are strict, numbers written side by side ("027-85931736 61107879"): the longest
+        part up to a space that is one, then the rest. (Elsewhere a list of years would split into numbers that
+        some country's plan has.)"""
+        if _is_phone(text, start, end, self.phone_regions, self.phone_regions_han):
+            yield start, end
+            return
+        if not _han_near(text, start, end):
+            return
+        spaces = [i for i in range(end - 1, start, -1) if text[i] == " "]
+        for cut in spaces:
+            if _is_phone(text, start, cut, self.phone_regions, self.phone_regions_han):
+                yield start, cut
+                yield from self._phones(text, cut + 1, end)
+                return
+        if spaces:
+            yield from self._phones(text, spaces[-1] + 1, end)
 
     def find(self, text: str) -> list[PiiSpan]:
         has_digit = _DIGIT.search(text) is not None
@@ -355,7 +443,7 @@ class PiiScrubber(CorpusStep):
     def __init__(self, cfg: PiiConfig, output_dir: str | Path):
         super().__init__(output_dir)
         self.cfg = cfg
-        self.detector = PiiDetector(cfg.entities, cfg.ip_private)
+        self.detector = PiiDetector(cfg.entities, cfg.ip_private, cfg.phone_regions, cfg.phone_regions_han)
         self._key = (cfg.salt or "").encode("utf-8")
 
     def replacement(self, entity: str, value: str) -> str:

@@ -6,7 +6,16 @@ import pytest
 
 from conftest import read_jsonl
 from corpus.config import ConfigError, PiiConfig, load_config
-from corpus.pii import PiiDetector, PiiScrubber, card_valid, cn_id_valid, iban_valid, luhn_valid, phone_valid
+from corpus.pii import (
+    PiiDetector,
+    PiiScrubber,
+    card_valid,
+    cn_id_valid,
+    iban_valid,
+    luhn_valid,
+    phone_in_plan,
+    phone_valid,
+)
 from corpus.pipeline import clean
 
 DATA = Path(__file__).parent / "data"
@@ -72,6 +81,10 @@ def test_checksums_decide_and_bad_numbers_are_left_alone():
     ("爱牙热线：63376888", "63376888", "PHONE"),  # short, after a hotline word
     ("身份证号11010519491231002X，", "11010519491231002X", "CN_ID"),
     ("ring +86 138 1234 5678 now", "+86 138 1234 5678", "PHONE"),
+    ("请拨打  0793—8177206。", "0793—8177206", "PHONE"),  # an em dash between area code and number
+    ("Τηλ. (+30) 210 1234567 πρωί", "(+30) 210 1234567", "PHONE"),  # a country code in parentheses
+    ("звоните 8 (495) 123-45-67 сегодня", "8 (495) 123-45-67", "PHONE"),  # Russia's trunk 8
+    ("card 3512 3456 7890 1236 expired", "3512 3456 7890 1236", "CREDIT_CARD"),  # JCB's 35 block
     ("Tel. +44 20 7946 0958.", "+44 20 7946 0958", "PHONE"),
     ("call (415) 555-0132 ext. 12", "(415) 555-0132 ext. 12", "PHONE"),
     ("server 8.8.8.8 answered", "8.8.8.8", "IP_ADDRESS"),
@@ -98,6 +111,33 @@ def test_what_is_not_pii():
                  "from 500-1000 a day", "55555555555", "24 24 24 24 24", "?qid=1493823388&sr=8", "//@用户7305696018："):
         assert detector.find(text) == [], text
     assert phone_valid("0688 777 97 84") and not phone_valid("12345")
+
+
+def test_numbering_plans_decide_phone_numbers_without_a_country_code():
+    """A well-formed number that no plan has is left alone; a country that writes its trunk prefix needs it."""
+    assert phone_in_plan("020 7946 0958", ("GB",)) and not phone_in_plan("20 7946 0958", ("GB",))
+    assert phone_in_plan("13812345678", ("CN",)) and not phone_in_plan("329 11582", ("CN", "HK", "TW", "MO"))
+    assert not phone_in_plan("63376888", ("CN",)) and phone_in_plan("63376888", ("CN",), after_call_word=True)
+    detector = PiiDetector()
+    for text in ("转发 711评论 329 11582今天09:10", "我的PRIORITY # 271 153 317", "没有办法想象失去你。11.18-11.23，在路上。",
+                 "本人还有几张2000-100 1000-50 东券"):
+        assert detector.find(text) == [], text
+    text = "黄陂区人民医院（027-85931736 010-59222799）"  # two numbers side by side, each in the plan
+    assert [text[s.start:s.end] for s in detector.find(text)] == ["027-85931736", "010-59222799"]
+    spanish = "String input = \"666 44 45 55\";"  # a Spanish number in English text: found with the default plans
+    assert [spanish[s.start:s.end] for s in detector.find(spanish)] == ["666 44 45 55"]
+    assert PiiDetector(phone_regions=("US", "GB")).find(spanish) == []
+    assert [(s.start, s.end) for s in PiiDetector(phone_regions=("US",)).find("call (958) 586-6286")] == [(5, 19)]
+
+
+def test_phone_regions_are_checked_at_load():
+    assert PiiConfig(phone_regions=["DE", "AT"]).phone_regions == ["DE", "AT"]
+    with pytest.raises(ConfigError, match="unknown phone region 'UK'.*GB"):
+        load_config(overrides={"pii": {"phone_regions": ["US", "UK"]}})
+    with pytest.raises(ConfigError, match="quote it: 'NO'"):
+        load_config(overrides={"pii": {"phone_regions": ["SE", False]}})  # what YAML makes of [SE, NO]
+    with pytest.raises(ConfigError, match="at least one region"):
+        load_config(overrides={"pii": {"phone_regions_han": []}})
 
 
 def test_scrubber_placeholders_pseudonyms_and_config():
