@@ -132,7 +132,8 @@ def main() -> None:
     for detect in detectors.values():  # warm-up: compiled patterns, lazy tables
         detect("call +1 202 555 0143 or mail a@b.org")
 
-    results = {name: {"test": evaluate(d, test), "dev": evaluate(d, dev)} for name, d in detectors.items()}
+    # dev first: it also warms each detector up (compiled patterns, loaded numbering plans) before the timed test
+    results = {name: {"dev": evaluate(d, dev), "test": evaluate(d, test)} for name, d in detectors.items()}
     print(f"Labelled: {len(test)} sentences of {test_path.stem} (test); dev = presidio_generated_large.\n")
     print("| entity | method | precision | recall | F1 | dev F1 |")
     print("|---|---|---:|---:|---:|---:|")

