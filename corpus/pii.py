@@ -21,7 +21,7 @@ import hashlib
 import ipaddress
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import phonenumbers
@@ -187,7 +187,7 @@ HAN_CONTEXT_CHARS = 40  # how far either side of a candidate a Chinese character
 _NANP_GROUPING = re.compile(r"(?:1[ .\-])?(?:\(\d{3}\) ?|\d{3}[ .\-])\d{3}[ .\-]\d{4}")
 
 
-_compiled = lru_cache(maxsize=None)(re.compile)  # the plans' patterns, more than `re`'s own cache holds
+_compiled = cache(re.compile)  # the plans' patterns, more than `re`'s own cache holds
 
 
 def _trunk_prefix_written(parsed: phonenumbers.PhoneNumber, digits: str) -> bool:
@@ -211,7 +211,7 @@ def _han_near(text: str, start: int, end: int) -> bool:
     return _HAN.search(text, max(0, start - HAN_CONTEXT_CHARS), end + HAN_CONTEXT_CHARS) is not None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _plan_patterns(region: str) -> tuple[re.Pattern, re.Pattern | None, str, re.Pattern | None] | None:
     """A region's pattern of national numbers, trunk prefix, country code and international call prefix;
     None where its parsing rewrites the digits (Argentina, Brazil), so no quick test is safe."""
