@@ -147,7 +147,7 @@ def phone_valid(candidate: str, after_call_word: bool = False) -> bool:
     extension aside); separators single spaces, dots, dashes or slashes, or an area code in parentheses;
     a bare digit run only when 10-11 digits long, 12-13 after a trunk 0, with a + or 00 prefix, or right after
     a call word (`after_call_word`: "please call 3030633"); not a date, not a decimal or grouped-thousands
-    number, not binary or repeated digits. A leading "1-" of North America counts as a country code, a leading
+    number, not binary or repeated digits, not ending in a one-digit group other than 0 (a check digit). A leading "1-" of North America counts as a country code, a leading
     "8 " before ten digits as the trunk prefix of Russia and its neighbours. (Whether a country's numbering
     plan has the number is `phone_in_plan`'s question.)"""
     body = _EXTENSION.sub("", candidate)
@@ -166,8 +166,11 @@ def phone_valid(candidate: str, after_call_word: bool = False) -> bool:
     if not international and (digits > 13 or _SSN_SHAPE.fullmatch(body)
                               or any(len(g) == 1 for g in groups[1 if trunk_8 else 0:-1])):
         return False  # national numbers have at most 13 digits; 123-45-6789 is an SSN's shape; 1.2.3.4 a version
+    if len(groups) > 1 and len(groups[-1]) == 1 and groups[-1] != "0":
+        return False  # 250-64847-1: a check digit (book, account numbers); a switchboard's "089 1234-0" stays
     if len(groups) == 1:  # a bare run: 10-11 digits, a trunk-0 mobile of 12-13 (082186310898), or after a call word
-        return international or 10 <= digits <= 11 or (digits <= 13 and body[0] == "0" and body[1] != "0") or after_call_word
+        return (international or 10 <= digits <= 11 or (digits >= 12 and body[0] == "0" and body[1] != "0")
+                or after_call_word)
     if "." in body and "(" not in body and all(len(g) == 3 for g in groups[1:]) and len(groups[0]) <= 3:
         return False  # 12.345.678: a number with grouped thousands
     if not international and len(groups) == 2 and all(len(g) == 4 for g in groups) and all(
@@ -275,6 +278,7 @@ _ADDRESS_AFTER = re.compile(r",? ?(?:[A-ZÀ-ÞΑ-Ω][\w'\-]|(?:rue|street|st|roa
 _ADDRESS_BEFORE = re.compile(r"(?:apt|apartment|suite|unit|no|flat|room|house|lives at|address:?)\.?\s*$", re.IGNORECASE)
 # statute and section numbers (§ 44-12-236, Section 99-35-115), identifiers and page ranges are not phones
 _REFERENCE_BEFORE = re.compile(r"(?:§|section|sec\.|art\.|article|chapter|isbn|issn|doi:?|pp?\.)\s*$", re.IGNORECASE)
+_ZIP_PLUS_4 = re.compile(r"\d{5}-\d{4}")
 _RANGE = re.compile(r"(\d{2,5})[\-–—](\d{2,5})")
 # sums of money ("40 000 000 SEK", "USD 25 000 000", "€ 1 250 000"; found on ECHR train) and quantities
 # ("33333233334 meters", a "2000-100" coupon: 2000-100的券; found on our web labels' dev part) are not phones
@@ -287,8 +291,9 @@ _QUANTITY_AFTER = re.compile(r"\s?(?:" + _CURRENCY + "|" + _UNIT + r")(?![A-Za-z
 # numbers that the words before them say are something else: order, build and QQ numbers, passwords
 _OTHER_NUMBER_BEFORE = re.compile(r"(?:order|invoice|tracking|ticket|build|version|registration|serial|account"
                                   r"|customer|member|reference|\bref\.|sku|model|patent|password|passcode"
+                                  r"|passport|postcode|postal code|\bzip\b|\bupc\b|\bean\b|gtin|barcode"
                                   r"|(?<![a-z])qq|wechat|微信|薇信|订单|单号|编号|代码|密码|群号|型号|卡号|账号|帐号"
-                                  r"|工号|会员|发票|房间|房号|用户|(?<![a-z])u?id\b)", re.IGNORECASE)
+                                  r"|工号|会员|发票|房间|房号|用户|邮编|邮政编码|护照|(?<![a-z])u?id\b)", re.IGNORECASE)
 # a bare digit run ("please call 3030633") is taken for a phone only right after one of these
 _CALL_WORD = re.compile(r"(?:call|phone|tel\b|tel\.|mobile|cell|fax|whatsapp|hotline|contact|电话|手机|致电|传真|热线)",
                         re.IGNORECASE)
@@ -327,6 +332,8 @@ def _is_phone(text: str, start: int, end: int, regions: tuple[str, ...], regions
         return False  # "Apt. 722 20 40": the number of a flat; "§ 44-12-236": a statute; "40 000 000 SEK"
     if phone_is_weak(candidate) and not _weak_phone_accepted(text, start, end):
         return False
+    if _ZIP_PLUS_4.fullmatch(candidate) and not PHONE_CONTEXT.search(text, max(0, start - PHONE_CONTEXT_CHARS), start):
+        return False  # 91424-7679: a US ZIP+4 code, unless a phone word comes before it (WhatsApp 98840-0815)
     if _has_country_code(candidate):
         return True
     han = _han_near(text, start, end)

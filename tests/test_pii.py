@@ -75,7 +75,8 @@ def test_checksums_decide_and_bad_numbers_are_left_alone():
     ("有发票,包装齐全 13774321320 李先生", "13774321320", "PHONE"),  # a mainland mobile, whatever the words before
     ("give us a call at 1-888-533-0735.", "1-888-533-0735", "PHONE"),  # North America's leading 1
     ("Sapulpa Oklahoma.918-512-8844. Sooner", "918-512-8844", "PHONE"),  # right after a sentence's full stop
-    ("WHATSAPP:98840-0815 https://t.co/x", "98840-0815", "PHONE"),
+    ("WHATSAPP:98840-0815 https://t.co/x", "98840-0815", "PHONE"),  # a ZIP+4 shape after a phone word
+    ("Zentrale: Tel. 089 1234-0 oder", "089 1234-0", "PHONE"),  # a switchboard's -0
     ("JOIN NOW 085277388005 #promo", "085277388005", "PHONE"),  # a trunk-0 mobile of 12 digits
     ("For more information whatsaap no. 8210699215", "8210699215", "PHONE"),  # ten digits are no flat number
     ("爱牙热线：63376888", "63376888", "PHONE"),  # short, after a hotline word
@@ -108,7 +109,9 @@ def test_what_is_not_pii():
                  "exponent 000 0000 0001 in binary", "52.373180, 4.891166", "(Build 7369.2017)", "订单号：1442083355",
                  "分析师qq：3095664484", "the password was 12345678910", "going to be 33333233334 meters big",
                  "用了一张3000-150的券", "registration number is 2454806", "pi is 3.1415926535",
-                 "from 500-1000 a day", "55555555555", "24 24 24 24 24", "?qid=1493823388&sr=8", "//@用户7305696018："):
+                 "from 500-1000 a day", "55555555555", "24 24 24 24 24", "?qid=1493823388&sr=8", "//@用户7305696018：",
+                 "book 250-64847-1 in print", "Beverly Hills, CA 90210-4321", "routing 091269245 today",
+                 "passport 45 19 917182 issued", "护照 45 19 917182 签发", "barcode 0082640073354"):
         assert detector.find(text) == [], text
     assert phone_valid("0688 777 97 84") and not phone_valid("12345")
 
