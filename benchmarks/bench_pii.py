@@ -77,6 +77,24 @@ def overlap(a, b) -> int:
     return max(0, min(a[1], b[1]) - max(a[0], b[0]))
 
 
+SECOND = ROOT / "benchmarks" / "data" / "pii_web_labels_second.jsonl"
+
+
+def agreement(first: list[dict], second: dict[str, list[dict]]) -> Counter:
+    """Per (language, type, "both" | "first only" | "second only"): the spans two annotators marked, matched
+    when they have one type and each covers at least half of the other."""
+    same = lambda a, b: a["label"] == b["label"] and overlap(
+        (a["start"], a["end"]), (b["start"], b["end"])) * 2 >= max(a["end"] - a["start"], b["end"] - b["start"])
+    counts = Counter()
+    for r in first:
+        for a in r["spans"]:
+            counts[r["lang"], a["label"], "both" if any(same(a, b) for b in second[r["id"]]) else "first only"] += 1
+        for b in second[r["id"]]:
+            if not any(same(a, b) for a in r["spans"]):
+                counts[r["lang"], b["label"], "second only"] += 1
+    return counts
+
+
 def evaluate(detect, records: list[dict], counts: Counter | None = None) -> tuple[dict[str, tuple[float, float, float]], float]:
     """Per gold type (precision, recall, F1), and seconds spent detecting. A record with `windows` was
     labelled only there: detections outside them are not counted. `counts` collects gold and predicted."""
@@ -161,6 +179,18 @@ def main() -> None:
                     p, r, f1 = scores[t]
                     print(f"| {lang} | {t} | {counts['gold', t]} | {name} | {counts['predicted', t]} | {p:.3f} | "
                           f"{r:.3f} | {f1:.3f} |")
+
+    second = {r["id"]: r["spans"] for _, r in iter_records(SECOND)}
+    agreed = agreement(real, second)
+    print("\nA second annotator labelled the same test part on its own (`pii_web_labels_second.jsonl`); spans "
+          "both marked, and corpusloop against the second annotator's labels:\n")
+    print("| language | entity | both | first only | second only | corpusloop precision | recall |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for lang, label in sorted({(lang, label) for lang, label, _ in agreed}):
+        part = [{**r, "spans": second[r["id"]]} for r in real if r["lang"] == lang]
+        p, r, _ = evaluate(detectors["corpusloop"], part)[0][WEB_LABELS.get(label, label)]
+        print(f"| {lang} | {label} | {agreed[lang, label, 'both']} | {agreed[lang, label, 'first only']} | "
+              f"{agreed[lang, label, 'second only']} | {p:.3f} | {r:.3f} |")
 
     web_mb = sum(len(t.encode("utf-8")) for t in web) / 1e6
     test_mb = sum(len(r["text"].encode("utf-8")) for r in test) / 1e6
