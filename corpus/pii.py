@@ -342,6 +342,24 @@ def _is_phone(text: str, start: int, end: int, regions: tuple[str, ...], regions
     return phone_in_plan(candidate, regions_han if han else regions, call_word)
 
 
+# A public service number (110, 12308, 12345) is a phone where Chinese text dials it: right after a dialling or
+# hotline word (拨打, 致电, 电话, 热线) or right before one (热线, 打电话), and in the short-number plan of one of the
+# regions. Only amid Chinese text: in English, "call 100 people" holds India's police number.
+_SHORT_NUMBER = re.compile(r"\d(?<![\w.\-:]\d)\d{2,5}(?![\w\-]|[.:]\d)", re.ASCII)
+_DIAL_GATE = re.compile(r"拨打|致电|拨|电话|热线")
+_DIAL_BEFORE = re.compile(r"(?:拨打|致电|拨|电话|热线)[：:]?\s?$")
+_HOTLINE_AFTER = re.compile(r"\s?(?:热线|电话|打电话)")
+
+
+def _is_dialled_short_number(text: str, start: int, end: int, regions_han: tuple[str, ...]) -> bool:
+    if not (_DIAL_BEFORE.search(text, max(0, start - 4), start) or _HOTLINE_AFTER.match(text, end)):
+        return False
+    if not _han_near(text, start, end):
+        return False
+    return any(phonenumbers.is_valid_short_number_for_region(phonenumbers.parse(text[start:end], region), region)
+               for region in regions_han)
+
+
 def _other_number(text: str, start: int) -> bool:
     """An order, build, QQ or similar number: such a word shortly before, and no phone word near it."""
     window = max(0, start - OTHER_NUMBER_CHARS)
@@ -444,6 +462,10 @@ class PiiDetector:
         elif entity == "PHONE":
             for m in _PHONE.finditer(text):
                 yield from self._phones(text, *m.span())
+            if _DIAL_GATE.search(text):
+                for m in _SHORT_NUMBER.finditer(text):
+                    if _is_dialled_short_number(text, *m.span(), self.phone_regions_han):
+                        yield m.span()
 
     def _phones(self, text: str, start: int, end: int):
         """The phone numbers in one match of the phone pattern: the whole match, or else, amid Chinese text, where
