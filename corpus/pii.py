@@ -185,6 +185,7 @@ def phone_valid(candidate: str, after_call_word: bool = False) -> bool:
 # the shape rules, cached per value, and after a quick test of each region's number pattern, since one parse
 # costs about 60 microseconds.
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_KANA = re.compile(r"[\u3041-\u309f\u30a0-\u30ff]")
 HAN_CONTEXT_CHARS = 40  # how far either side of a candidate a Chinese character makes it Chinese text
 # a full North American grouping, (415) 555-0132 or 415-555-0132: a phone by its shape, in any plan or none
 _NANP_GROUPING = re.compile(r"(?:1[ .\-])?(?:\(\d{3}\) ?|\d{3}[ .\-])\d{3}[ .\-]\d{4}")
@@ -210,8 +211,11 @@ def _trunk_prefix_written(parsed: phonenumbers.PhoneNumber, digits: str) -> bool
     return True
 
 
-def _han_near(text: str, start: int, end: int) -> bool:
-    return _HAN.search(text, max(0, start - HAN_CONTEXT_CHARS), end + HAN_CONTEXT_CHARS) is not None
+def _chinese_near(text: str, start: int, end: int) -> bool:
+    """Chinese characters near text[start:end] and no Japanese kana: Japanese text, which writes kanji too,
+    takes the other plans (Japan's among them)."""
+    window = max(0, start - HAN_CONTEXT_CHARS), end + HAN_CONTEXT_CHARS
+    return _HAN.search(text, *window) is not None and _KANA.search(text, *window) is None
 
 
 @cache
@@ -336,7 +340,7 @@ def _is_phone(text: str, start: int, end: int, regions: tuple[str, ...], regions
         return False  # 91424-7679: a US ZIP+4 code, unless a phone word comes before it (WhatsApp 98840-0815)
     if _has_country_code(candidate):
         return True
-    han = _han_near(text, start, end)
+    han = _chinese_near(text, start, end)
     if not han and _NANP_GROUPING.fullmatch(_EXTENSION.sub("", candidate)):
         return True
     return phone_in_plan(candidate, regions_han if han else regions, call_word)
@@ -354,7 +358,7 @@ _HOTLINE_AFTER = re.compile(r"\s?(?:热线|电话|打电话)")
 def _is_dialled_short_number(text: str, start: int, end: int, regions_han: tuple[str, ...]) -> bool:
     if not (_DIAL_BEFORE.search(text, max(0, start - 4), start) or _HOTLINE_AFTER.match(text, end)):
         return False
-    if not _han_near(text, start, end):
+    if not _chinese_near(text, start, end):
         return False
     return any(phonenumbers.is_valid_short_number_for_region(phonenumbers.parse(text[start:end], region), region)
                for region in regions_han)
@@ -475,7 +479,7 @@ class PiiDetector:
         if _is_phone(text, start, end, self.phone_regions, self.phone_regions_han):
             yield start, end
             return
-        if not _han_near(text, start, end):
+        if not _chinese_near(text, start, end):
             return
         spaces = [i for i in range(end - 1, start, -1) if text[i] == " "]
         for cut in spaces:

@@ -80,6 +80,7 @@ def test_checksums_decide_and_bad_numbers_are_left_alone():
     ("JOIN NOW 085277388005 #promo", "085277388005", "PHONE"),  # a trunk-0 mobile of 12 digits
     ("For more information whatsaap no. 8210699215", "8210699215", "PHONE"),  # ten digits are no flat number
     ("爱牙热线：63376888", "63376888", "PHONE"),  # short, after a hotline word
+    ("お問い合わせは電話 03-1234-5678 まで", "03-1234-5678", "PHONE"),  # Japanese: kana, so Japan's plan
     ("外交部12308热线全天候", "12308", "PHONE"),  # a public service number before a hotline word
     ("立即拨打110报警", "110", "PHONE"),  # ... and after a dialling word
     ("身份证号11010519491231002X，", "11010519491231002X", "CN_ID"),
