@@ -17,10 +17,12 @@ single-threaded with a fixed seed: a rebuild writes the same models.
 from __future__ import annotations
 
 import argparse
+import gzip
 import re
 from pathlib import Path
 
 import numpy as np
+from resiliparse.extract.html2text import extract_plain_text
 
 from corpus.classifier import (
     ClassifierConfig,
@@ -97,12 +99,19 @@ def build_toxicity_zh(data: Path, out: Path) -> ClassifierReport:
 
 
 def raw_web_texts(data: Path, ids: set[str]) -> dict[str, str]:
-    """The texts of these ids of the shared raw web documents (`raw_web_en`, `raw_web_zh`); all must be there."""
+    """The texts of these ids of the shared raw web documents (`raw_web_en`, `raw_web_zh`) and web pages
+    (`aeb-<file name's first 16 characters>`: the whole text of an article extraction benchmark page, menus and
+    footers included, as resiliparse extracts it); all must be there."""
     texts = {}
     for lang in ("en", "zh"):
         for _, r in iter_jsonl(data / f"raw_web_{lang}" / "docs.jsonl"):
             if r["id"] in ids:
                 texts[r["id"]] = r["text"]
+    pages = data / "web_html" / "article_extraction_benchmark" / "html"
+    for page_id in sorted(i for i in ids if i.startswith("aeb-")):
+        for path in pages.glob(page_id.removeprefix("aeb-") + "*.html.gz"):
+            html = gzip.decompress(path.read_bytes()).decode("utf-8", "replace")
+            texts[page_id] = extract_plain_text(html, main_content=False)
     if len(texts) != len(ids):
         raise SystemExit(f"{len(ids) - len(texts)} labelled documents are missing from {data}/raw_web_*")
     return texts
