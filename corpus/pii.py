@@ -281,8 +281,8 @@ _ADDRESS_AFTER = re.compile(r",? ?(?:[A-ZÀ-ÞΑ-Ω][\w'\-]|(?:rue|street|st|roa
                             r"square|sq|blvd|boulevard|via|calle|strasse|straße)\b)")
 _ADDRESS_BEFORE = re.compile(r"(?:apt|apartment|suite|unit|no|flat|room|house|lives at|address:?)\.?\s*$", re.IGNORECASE)
 # statute and section numbers (§ 44-12-236, Section 99-35-115), identifiers and page ranges are not phones
-_REFERENCE_BEFORE = re.compile(r"(?:§|section|sec\.|art\.|article|chapter|isbn|issn|doi:?|pp?\.)\s*$", re.IGNORECASE)
-_ZIP_PLUS_4 = re.compile(r"\d{5}-\d{4}")
+_REFERENCE_BEFORE = re.compile(r"(?:§|section|sec\.|art\.|article|chapter|isbn|issn|doi|pp?\.):?\s*$", re.IGNORECASE)
+_POSTAL_CODE = re.compile(r"\d{5}-\d{3,4}")  # a US ZIP+4 (90210-4321), a Brazilian CEP (89259-565)
 _RANGE = re.compile(r"(\d{2,5})[\-–—](\d{2,5})")
 # sums of money ("40 000 000 SEK", "USD 25 000 000", "€ 1 250 000"; found on ECHR train) and quantities
 # ("33333233334 meters", a "2000-100" coupon: 2000-100的券; found on our web labels' dev part) are not phones
@@ -294,7 +294,9 @@ _AMOUNT_BEFORE = re.compile(_CURRENCY + r"\s?$", re.IGNORECASE)
 _QUANTITY_AFTER = re.compile(r"\s?(?:" + _CURRENCY + "|" + _UNIT + r")(?![A-Za-z])", re.IGNORECASE)
 # numbers that the words before them say are something else: order, build and QQ numbers, passwords
 _OTHER_NUMBER_BEFORE = re.compile(r"(?:order|invoice|tracking|ticket|build|version|registration|serial|account"
-                                  r"|customer|member|reference|\bref\.|sku|model|patent|password|passcode"
+                                  r"|(?:customer|member|company) ?(?:no\b|number|id\b|#)|membership|reference|\bref\."
+                                  r"|sku|model|patent|password|passcode|\bvat\b|\btax\b|rekening|konto|\ba/c\b|acct"
+                                  r"|timestamp|epoch|\bts\b|automerge"
                                   r"|passport|postcode|postal code|\bzip\b|\bupc\b|\bean\b|gtin|barcode"
                                   r"|(?<![a-z])qq|wechat|微信|薇信|订单|单号|编号|代码|密码|群号|型号|卡号|账号|帐号"
                                   r"|工号|会员|发票|房间|房号|用户|邮编|邮政编码|护照|(?<![a-z])u?id\b)", re.IGNORECASE)
@@ -336,8 +338,10 @@ def _is_phone(text: str, start: int, end: int, regions: tuple[str, ...], regions
         return False  # "Apt. 722 20 40": the number of a flat; "§ 44-12-236": a statute; "40 000 000 SEK"
     if phone_is_weak(candidate) and not _weak_phone_accepted(text, start, end):
         return False
-    if _ZIP_PLUS_4.fullmatch(candidate) and not PHONE_CONTEXT.search(text, max(0, start - PHONE_CONTEXT_CHARS), start):
-        return False  # 91424-7679: a US ZIP+4 code, unless a phone word comes before it (WhatsApp 98840-0815)
+    if _POSTAL_CODE.fullmatch(candidate) and not PHONE_CONTEXT.search(text, max(0, start - PHONE_CONTEXT_CHARS), start):
+        return False  # a postal code, unless a phone word comes before it (WhatsApp 98840-0815)
+    if candidate.startswith("00") and candidate.isdigit():  # a bare 00 run is a number dialled abroad, or not a phone
+        return phonenumbers.is_valid_number(phonenumbers.parse("+" + candidate[2:], None))  # 0061947069: an account
     if _has_country_code(candidate):
         return True
     han = _chinese_near(text, start, end)
@@ -400,7 +404,8 @@ _IBAN_GATE = re.compile(r"\d\d(?<=[A-Za-z]{2}\d\d)")  # two letters then two dig
 _IPV6_GATE = re.compile(r"::|[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}:")
 _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})(?![\w:])")
 _PHONE = re.compile(
-    r"(?=[+(\d])(?<![\w+/=])(?<!\w-)(?<!\d[.:])(?=[+(\d][\d()+.\-— ]{6})"  # seven phone characters at least: not "2019 was"
+    r"(?=[+(\d])(?<![\w+/=])(?<![À-ɏͰ-ϿЀ-ӿ])(?<!\w-)(?<!\d[.:])"  # not glued to a Latin, Greek or Cyrillic word: №ФС77-67790
+    r"(?=[+(\d][\d()+.\-— ]{6})"  # seven phone characters at least: not "2019 was"
     r"(?:(?:\+|\b00)\d{1,3}[ .\-]?|\(\+\d{1,3}\) ?)?"  # country code: +44, 0044, (+30)
     r"(?:\(0\)[ .\-]?|8 (?=\())?(?:\(\d{1,5}\)[ .\-]?)?"  # trunk (0) or 8, area code in parentheses
     r"\d{1,12}(?:[ .\-—]\d{1,10}){0,6}"  # digit groups, one separator between (an em dash in Chinese text)

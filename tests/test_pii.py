@@ -80,7 +80,9 @@ def test_checksums_decide_and_bad_numbers_are_left_alone():
     ("JOIN NOW 085277388005 #promo", "085277388005", "PHONE"),  # a trunk-0 mobile of 12 digits
     ("For more information whatsaap no. 8210699215", "8210699215", "PHONE"),  # ten digits are no flat number
     ("爱牙热线：63376888", "63376888", "PHONE"),  # short, after a hotline word
-    ("お問い合わせは電話 03-1234-5678 まで", "03-1234-5678", "PHONE"),  # Japanese: kana, so Japan's plan
+    ("お問い合わせは電話 03-1234-5678 まで", "03-1234-5678", "PHONE"),
+    ("Customer service:\n(509) 747-4422\n", "(509) 747-4422", "PHONE"),  # "customer" alone names no number
+    ("WhatsApp 00966599583476 now", "00966599583476", "PHONE"),  # a bare 00 run that is a number abroad  # Japanese: kana, so Japan's plan
     ("外交部12308热线全天候", "12308", "PHONE"),  # a public service number before a hotline word
     ("立即拨打110报警", "110", "PHONE"),  # ... and after a dialling word
     ("身份证号11010519491231002X，", "11010519491231002X", "CN_ID"),
@@ -114,7 +116,9 @@ def test_what_is_not_pii():
                  "用了一张3000-150的券", "registration number is 2454806", "pi is 3.1415926535",
                  "from 500-1000 a day", "55555555555", "24 24 24 24 24", "?qid=1493823388&sr=8", "//@用户7305696018：",
                  "book 250-64847-1 in print", "Beverly Hills, CA 90210-4321", "routing 091269245 today",
-                 "passport 45 19 917182 issued", "给他打100分", "考了100分，电话说", "call 100 people", "护照 45 19 917182 签发", "barcode 0082640073354"):
+                 "passport 45 19 917182 issued", "给他打100分", "考了100分，电话说", "call 100 people",
+                 "Rekening BCA 0061947069 a/n Nizami", "[automerge]1574096160[/automerge]", "VAT No: GB 716 6328 31",
+                 "ISSN: 2283-5474", "регистрации СМИ ЭЛ №ФС77-67790, выдано", "Molha - 89259-565 - Caixa Postal", "护照 45 19 917182 签发", "barcode 0082640073354"):
         assert detector.find(text) == [], text
     assert phone_valid("0688 777 97 84") and not phone_valid("12345")
 
