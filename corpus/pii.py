@@ -245,6 +245,14 @@ def _may_be_in_plan(digits: str, region: str) -> bool:
     return any(national.fullmatch(tail) for tail in tails)
 
 
+def _parse(number: str, region: str | None) -> phonenumbers.PhoneNumber | None:
+    """libphonenumber's reading of a number in a region (None: with its country code), or None if it has none."""
+    try:
+        return phonenumbers.parse(number, region)
+    except phonenumbers.NumberParseException:
+        return None
+
+
 @lru_cache(maxsize=65536)
 def phone_in_plan(candidate: str, regions: tuple[str, ...], after_call_word: bool = False) -> bool:
     """Whether a number written without a country code is a valid number of one of the regions' numbering
@@ -256,9 +264,8 @@ def phone_in_plan(candidate: str, regions: tuple[str, ...], after_call_word: boo
     for region in regions:
         if not after_call_word and not _may_be_in_plan(digits, region):  # a possible number may be no valid one
             continue
-        try:
-            parsed = phonenumbers.parse(number, region)
-        except phonenumbers.NumberParseException:
+        parsed = _parse(number, region)
+        if parsed is None:
             continue
         if phonenumbers.is_valid_number(parsed) and _trunk_prefix_written(parsed, digits):
             return True
@@ -341,7 +348,8 @@ def _is_phone(text: str, start: int, end: int, regions: tuple[str, ...], regions
     if _POSTAL_CODE.fullmatch(candidate) and not PHONE_CONTEXT.search(text, max(0, start - PHONE_CONTEXT_CHARS), start):
         return False  # a postal code, unless a phone word comes before it (WhatsApp 98840-0815)
     if candidate.startswith("00") and candidate.isdigit():  # a bare 00 run is a number dialled abroad, or not a phone
-        return phonenumbers.is_valid_number(phonenumbers.parse("+" + candidate[2:], None))  # 0061947069: an account
+        abroad = _parse("+" + candidate[2:], None)
+        return abroad is not None and phonenumbers.is_valid_number(abroad)  # 0061947069: an account number
     if _has_country_code(candidate):
         return True
     han = _chinese_near(text, start, end)
@@ -364,8 +372,8 @@ def _is_dialled_short_number(text: str, start: int, end: int, regions_han: tuple
         return False
     if not _chinese_near(text, start, end):
         return False
-    return any(phonenumbers.is_valid_short_number_for_region(phonenumbers.parse(text[start:end], region), region)
-               for region in regions_han)
+    return any((parsed := _parse(text[start:end], region)) is not None
+               and phonenumbers.is_valid_short_number_for_region(parsed, region) for region in regions_han)
 
 
 def _other_number(text: str, start: int) -> bool:

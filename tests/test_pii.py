@@ -1,4 +1,5 @@
 import json
+import random
 from collections import Counter
 from pathlib import Path
 
@@ -148,6 +149,19 @@ def test_phone_regions_are_checked_at_load():
         load_config(overrides={"pii": {"phone_regions": ["SE", False]}})  # what YAML makes of [SE, NO]
     with pytest.raises(ConfigError, match="at least one region"):
         load_config(overrides={"pii": {"phone_regions_han": []}})
+
+
+def test_any_text_is_read_without_error():
+    """Random runs of digits, separators, letters and Chinese around call words: the validators never raise (a
+    bare "0099..." once made libphonenumber raise on an unknown country code)."""
+    rng = random.Random(7)
+    alphabet = "0123456789" * 4 + " -.+()/#xX@：电话拨打热线callTel"
+    detector = PiiDetector()
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40)))
+        for span in detector.find(text):
+            assert 0 <= span.start < span.end <= len(text)
+    assert detector.find("call 0099912345678 or 00012345") == []  # no such country codes
 
 
 def test_scrubber_placeholders_pseudonyms_and_config():
