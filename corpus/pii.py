@@ -81,13 +81,13 @@ def card_valid(digits: str) -> bool:
     return 12 <= len(digits) <= 19 and _card_issued(digits) and luhn_valid(digits)
 
 
-_IBAN_LENGTHS = dict(  # noqa: C408 - keyword form keeps the 80 country codes readable
-    AD=24, AE=23, AL=28, AT=20, AZ=28, BA=20, BE=16, BG=22, BH=22, BR=29, BY=28, CH=21, CR=22, CY=28, CZ=24,
-    DE=22, DK=18, DO=28, EE=20, EG=29, ES=24, FI=18, FO=18, FR=27, GB=22, GE=22, GI=23, GL=18, GR=27, GT=28,
-    HR=21, HU=28, IE=22, IL=23, IQ=23, IS=26, IT=27, JO=30, KW=30, KZ=20, LB=28, LC=32, LI=21, LT=20, LU=20,
-    LV=21, MC=27, MD=24, ME=22, MK=19, MR=27, MT=31, MU=30, NL=18, NO=15, PK=24, PL=28, PS=29, PT=25, QA=29,
-    RO=24, RS=22, SA=24, SC=31, SE=24, SI=19, SK=24, SM=27, ST=25, SV=28, TL=23, TN=24, TR=26, UA=29, VA=22,
-    VG=24, XK=20,
+_IBAN_LENGTHS = dict(  # noqa: C408 - keyword form keeps the 89 country codes of SWIFT's IBAN registry readable
+    AD=24, AE=23, AL=28, AT=20, AZ=28, BA=20, BE=16, BG=22, BH=22, BI=27, BR=29, BY=28, CH=21, CR=22, CY=28,
+    CZ=24, DE=22, DJ=27, DK=18, DO=28, EE=20, EG=29, ES=24, FI=18, FK=18, FO=18, FR=27, GB=22, GE=22, GI=23,
+    GL=18, GR=27, GT=28, HN=28, HR=21, HU=28, IE=22, IL=23, IQ=23, IS=26, IT=27, JO=30, KW=30, KZ=20, LB=28,
+    LC=32, LI=21, LT=20, LU=20, LV=21, LY=25, MC=27, MD=24, ME=22, MK=19, MN=20, MR=27, MT=31, MU=30, NI=28,
+    NL=18, NO=15, OM=23, PK=24, PL=28, PS=29, PT=25, QA=29, RO=24, RS=22, RU=33, SA=24, SC=31, SD=18, SE=24,
+    SI=19, SK=24, SM=27, SO=23, ST=25, SV=28, TL=23, TN=24, TR=26, UA=29, VA=22, VG=24, XK=20, YE=30,
 )
 
 
@@ -212,11 +212,15 @@ def _trunk_prefix_written(parsed: phonenumbers.PhoneNumber, digits: str) -> bool
     return True
 
 
+def _japanese_near(text: str, start: int, end: int) -> bool:
+    return _KANA.search(text, max(0, start - HAN_CONTEXT_CHARS), end + HAN_CONTEXT_CHARS) is not None
+
+
 def _chinese_near(text: str, start: int, end: int) -> bool:
     """Chinese characters near text[start:end] and no Japanese kana: Japanese text, which writes kanji too,
     takes the other plans (Japan's among them)."""
     window = max(0, start - HAN_CONTEXT_CHARS), end + HAN_CONTEXT_CHARS
-    return _HAN.search(text, *window) is not None and _KANA.search(text, *window) is None
+    return _HAN.search(text, *window) is not None and not _japanese_near(text, start, end)
 
 
 @cache
@@ -300,7 +304,7 @@ def phone_is_weak(candidate: str) -> bool:
 
 
 PHONE_CONTEXT = re.compile(r"phone|tel\b|tel\.|call|mobile|cell|fax|contact|reach|number|whatsapp|sms|text me"
-                           r"|t[ée]l[ée]phone|tel[ée]fono|telefon|handy|电话|手机|联系|致电|传真|热线", re.IGNORECASE)
+                           r"|t[ée]l[ée]phone|tel[ée]fono|telefon|handy|电话|電話|手机|携帯|联系|致电|传真|热线", re.IGNORECASE)
 PHONE_CONTEXT_CHARS = 48  # how far before a weak candidate the phone word may be
 _ADDRESS_AFTER = re.compile(r",? ?(?:[A-ZÀ-ÞΑ-Ω][\w'\-]|(?:rue|street|st|road|rd|avenue|ave|drive|lane|way|place|close|"
                             r"square|sq|blvd|boulevard|via|calle|strasse|straße)\b)")
@@ -308,6 +312,7 @@ _ADDRESS_BEFORE = re.compile(r"(?:apt|apartment|suite|unit|no|flat|room|house|li
 # statute and section numbers (§ 44-12-236, Section 99-35-115), identifiers and page ranges are not phones
 _REFERENCE_BEFORE = re.compile(r"(?:§|section|sec\.|art\.|article|chapter|isbn|issn|doi|pp?\.):?\s*$", re.IGNORECASE)
 _POSTAL_CODE = re.compile(r"\d{5}-\d{3,4}")  # a US ZIP+4 (90210-4321), a Brazilian CEP (89259-565)
+_JAPANESE_POSTAL_CODE = re.compile(r"\d{3}-\d{4}")  # 〒100-0001, or any such number amid Japanese text
 _RANGE = re.compile(r"(\d{2,5})[\-–—](\d{2,5})")
 # sums of money ("40 000 000 SEK", "USD 25 000 000", "€ 1 250 000"; found on ECHR train) and quantities
 # ("33333233334 meters", a "2000-100" coupon: 2000-100的券; found on our web labels' dev part) are not phones
@@ -326,7 +331,7 @@ _OTHER_NUMBER_BEFORE = re.compile(r"(?:order|invoice|tracking|ticket|build|versi
                                   r"|(?<![a-z])qq|wechat|微信|薇信|订单|单号|编号|代码|密码|群号|型号|卡号|账号|帐号"
                                   r"|工号|会员|发票|房间|房号|用户|邮编|邮政编码|护照|(?<![a-z])u?id\b)", re.IGNORECASE)
 # a bare digit run ("please call 3030633") is taken for a phone only right after one of these
-_CALL_WORD = re.compile(r"(?:call|phone|tel\b|tel\.|mobile|cell|fax|whatsapp|hotline|contact|电话|手机|致电|传真|热线)",
+_CALL_WORD = re.compile(r"(?:call|phone|tel\b|tel\.|mobile|cell|fax|whatsapp|hotline|contact|电话|電話|手机|携帯|致电|传真|热线)",
                         re.IGNORECASE)
 OTHER_NUMBER_CHARS = 20  # how far before a candidate such a word may be
 _CN_MOBILE = re.compile(r"(?:\+?86[ \-]?)?1[3-9]\d[ \-]?\d{4}[ \-]?\d{4}")  # too phone-like to be anything else
@@ -363,7 +368,9 @@ def _is_phone(text: str, start: int, end: int, regions: tuple[str, ...], regions
         return False  # "Apt. 722 20 40": the number of a flat; "§ 44-12-236": a statute; "40 000 000 SEK"
     if phone_is_weak(candidate) and not _weak_phone_accepted(text, start, end):
         return False
-    if _POSTAL_CODE.fullmatch(candidate) and not PHONE_CONTEXT.search(text, max(0, start - PHONE_CONTEXT_CHARS), start):
+    postal = _POSTAL_CODE.fullmatch(candidate) or (_JAPANESE_POSTAL_CODE.fullmatch(candidate) and (
+        text[max(0, start - 2):start].strip() == "〒" or _japanese_near(text, start, end)))
+    if postal and not PHONE_CONTEXT.search(text, max(0, start - PHONE_CONTEXT_CHARS), start):
         return False  # a postal code, unless a phone word comes before it (WhatsApp 98840-0815)
     if candidate.startswith("00") and candidate.isdigit():  # a bare 00 run is a number dialled abroad, or not a phone
         abroad = _parse("+" + candidate[2:], None)
