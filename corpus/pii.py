@@ -311,6 +311,7 @@ _ADDRESS_AFTER = re.compile(r",? ?(?:[A-ZÀ-ÞΑ-Ω][\w'\-]|(?:rue|street|st|roa
 _ADDRESS_BEFORE = re.compile(r"(?:apt|apartment|suite|unit|no|flat|room|house|lives at|address:?)\.?\s*$", re.IGNORECASE)
 # statute and section numbers (§ 44-12-236, Section 99-35-115), identifiers and page ranges are not phones
 _REFERENCE_BEFORE = re.compile(r"(?:§|section|sec\.|art\.|article|chapter|isbn|issn|doi|pp?\.):?\s*$", re.IGNORECASE)
+_TEXT_TO = re.compile(r"\b(?:txt|text|send|reply)\b \S+ to $", re.IGNORECASE)
 _POSTAL_CODE = re.compile(r"\d{5}-\d{3,4}")  # a US ZIP+4 (90210-4321), a Brazilian CEP (89259-565)
 _JAPANESE_POSTAL_CODE = re.compile(r"\d{3}-\d{4}")  # 〒100-0001, or any such number amid Japanese text
 _RANGE = re.compile(r"(\d{2,5})[\-–—](\d{2,5})")
@@ -355,27 +356,35 @@ def _weak_phone_accepted(text: str, start: int, end: int) -> bool:
     return not _ADDRESS_AFTER.match(text, end)
 
 
+def _valid_abroad(digits: str) -> bool:
+    """Whether digits that begin with a country code, its + left out, are a valid number of that country."""
+    parsed = _parse("+" + digits, None)
+    return parsed is not None and phonenumbers.is_valid_number(parsed)
+
+
 def _is_phone(text: str, start: int, end: int, regions: tuple[str, ...], regions_han: tuple[str, ...]) -> bool:
     """Whether text[start:end], a match of the phone pattern, is a phone number where it stands. A number
     without a country code must also be in the numbering plan of one of `regions` (`regions_han` amid Chinese
     text), unless it has North America's full grouping."""
     candidate, before = text[start:end], max(0, start - 16)
     call_word = _CALL_WORD.search(text, max(0, start - 20), start) is not None
-    if (not phone_valid(candidate, call_word) or _is_range(candidate)
+    abroad = candidate.isdigit() and 11 <= len(candidate) <= 13 and _valid_abroad(candidate)  # 447801259231
+    if (not (abroad or phone_valid(candidate, call_word)) or _is_range(candidate)
             or (_ADDRESS_BEFORE.search(text, before, start) and not call_word and len(re.sub(r"\D", "", candidate)) < 10)
             or _REFERENCE_BEFORE.search(text, before, start) or _AMOUNT_BEFORE.search(text, before, start)
             or _QUANTITY_AFTER.match(text, end) or (_other_number(text, start) and not _CN_MOBILE.fullmatch(candidate))):
         return False  # "Apt. 722 20 40": the number of a flat; "§ 44-12-236": a statute; "40 000 000 SEK"
     if phone_is_weak(candidate) and not _weak_phone_accepted(text, start, end):
         return False
+    if _TEXT_TO.search(text, max(0, start - 30), start) and re.match(r"[1-9]\d{3,5}\b", candidate):
+        return False  # "txt DIS to 87121 18+": an SMS short code, and an age
     postal = _POSTAL_CODE.fullmatch(candidate) or (_JAPANESE_POSTAL_CODE.fullmatch(candidate) and (
         text[max(0, start - 2):start].strip() == "〒" or _japanese_near(text, start, end)))
     if postal and not PHONE_CONTEXT.search(text, max(0, start - PHONE_CONTEXT_CHARS), start):
         return False  # a postal code, unless a phone word comes before it (WhatsApp 98840-0815)
     if candidate.startswith("00") and candidate.isdigit():  # a bare 00 run is a number dialled abroad, or not a phone
-        abroad = _parse("+" + candidate[2:], None)
-        return abroad is not None and phonenumbers.is_valid_number(abroad)  # 0061947069: an account number
-    if _has_country_code(candidate):
+        return _valid_abroad(candidate[2:])  # 0061947069: an account number
+    if abroad or _has_country_code(candidate):
         return True
     han = _chinese_near(text, start, end)
     if not han and _NANP_GROUPING.fullmatch(_EXTENSION.sub("", candidate)):
@@ -436,8 +445,12 @@ _IPV4 = re.compile(r"\d(?<![\w.]\d)\d{0,2}\.(?:\d{1,3}\.){2}\d{1,3}(?![\w]|\.\d)
 _IBAN_GATE = re.compile(r"\d\d(?<=[A-Za-z]{2}\d\d)")  # two letters then two digits somewhere
 _IPV6_GATE = re.compile(r"::|[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}:")
 _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})(?![\w:])")
+_WORD_START = re.compile(r"\S*$")
+_HANDLE = re.compile(r"[@#/=.:_]|x$", re.IGNORECASE)  # @s0922917350, a path or URL, x09438234092: no phone
+_GLUED_PHONE = re.compile(r"(?<=[A-Za-z])0\d{9,12}(?!\d)|0(?<![\w+]0)\d{9,12}(?=[A-Za-z])", re.ASCII)
 _PHONE = re.compile(
-    r"(?=[+(\d])(?<![\w+/=])(?<![À-ɏͰ-ϿЀ-ӿ])(?<!\w-)(?<!\d[.:])"  # not glued to a Latin, Greek or Cyrillic word: №ФС77-67790
+    r"(?=[+(\d])(?<![\w+/=])(?<![À-ɏͰ-ϿЀ-ӿ])(?<!\w-)(?<!\d[.:])(?<!www\.)"  # not glued to a Latin, Greek or
+    # Cyrillic word (№ФС77-67790), not a web address (www.07781482378.com)
     r"(?=[+(\d][\d()+.\-— ]{6})"  # seven phone characters at least: not "2019 was"
     r"(?:(?:\+|\b00)\d{1,3}[ .\-]?|\(\+\d{1,3}\) ?)?"  # country code: +44, 0044, (+30)
     r"(?:\(0\)[ .\-]?|8 (?=\())?(?:\(\d{1,5}\)[ .\-]?)?"  # trunk (0) or 8, area code in parentheses
@@ -504,6 +517,11 @@ class PiiDetector:
         elif entity == "PHONE":
             for m in _PHONE.finditer(text):
                 yield from self._phones(text, *m.span())
+            for m in _GLUED_PHONE.finditer(text):  # call09050000327, 09066649731from: a trunk-0 run against letters
+                word = _WORD_START.search(text, max(0, m.start() - 30), m.start())
+                if not _HANDLE.search(word.group() if word else "") and _is_phone(
+                        text, *m.span(), self.phone_regions, self.phone_regions_han):
+                    yield m.span()
             if _DIAL_GATE.search(text):
                 for m in _SHORT_NUMBER.finditer(text):
                     if _is_dialled_short_number(text, *m.span(), self.phone_regions_han):

@@ -84,7 +84,10 @@ def test_checksums_decide_and_bad_numbers_are_left_alone():
     ("お問い合わせは電話 03-1234-5678 まで", "03-1234-5678", "PHONE"),
     ("IBAN RU0204452560040702810412345678901 у банка", "RU0204452560040702810412345678901", "IBAN"),  # Russia's 33
     ("Customer service:\n(509) 747-4422\n", "(509) 747-4422", "PHONE"),  # "customer" alone names no number
-    ("WhatsApp 00966599583476 now", "00966599583476", "PHONE"),  # a bare 00 run that is a number abroad  # Japanese: kana, so Japan's plan
+    ("WhatsApp 00966599583476 now", "00966599583476", "PHONE"),  # a bare 00 run that is a number abroad
+    ("To claim, call09050000327. T&C", "09050000327", "PHONE"),  # glued to the word before
+    ("Urgent -call 09066649731from Landline.", "09066649731", "PHONE"),  # ... and to the word after
+    ("U 447801259231 have a secret admirer", "447801259231", "PHONE"),  # a country code without its +  # Japanese: kana, so Japan's plan
     ("外交部12308热线全天候", "12308", "PHONE"),  # a public service number before a hotline word
     ("立即拨打110报警", "110", "PHONE"),  # ... and after a dialling word
     ("身份证号11010519491231002X，", "11010519491231002X", "CN_ID"),
@@ -120,7 +123,7 @@ def test_what_is_not_pii():
                  "book 250-64847-1 in print", "Beverly Hills, CA 90210-4321", "routing 091269245 today",
                  "passport 45 19 917182 issued", "给他打100分", "考了100分，电话说", "call 100 people",
                  "Rekening BCA 0061947069 a/n Nizami", "[automerge]1574096160[/automerge]", "VAT No: GB 716 6328 31",
-                 "ISSN: 2283-5474", "〒100-0001 東京都千代田区", "横浜市栄区\n セネガル 447-4243", "регистрации СМИ ЭЛ №ФС77-67790, выдано", "Molha - 89259-565 - Caixa Postal", "护照 45 19 917182 签发", "barcode 0082640073354"):
+                 "ISSN: 2283-5474", "RT @s0922917350: hi", "visit www.07781482378.com", "txt DIS to 87121 18+ only", "〒100-0001 東京都千代田区", "横浜市栄区\n セネガル 447-4243", "регистрации СМИ ЭЛ №ФС77-67790, выдано", "Molha - 89259-565 - Caixa Postal", "护照 45 19 917182 签发", "barcode 0082640073354"):
         assert detector.find(text) == [], text
     assert phone_valid("0688 777 97 84") and not phone_valid("12345")
 

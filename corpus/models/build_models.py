@@ -98,13 +98,23 @@ def build_toxicity_zh(data: Path, out: Path) -> ClassifierReport:
     return train_classifier(train, out / "toxicity_zh.ftz", ClassifierConfig(quantize=True), heldout_examples=dev)
 
 
+# the shared files whose texts our labels refer to by id, and the id prefixes of the smaller ones
+LABELLED_SOURCES = (("", "raw_web_en/docs.jsonl"), ("", "raw_web_zh/docs.jsonl"),
+                    ("sms-", "quality_reference/sms_spam_collection.jsonl"),
+                    ("davidson-", "toxicity_en/davidson_tweets.jsonl"),
+                    ("jigsaw-", "toxicity_en/jigsaw_wikipedia_comments_sample.jsonl"))
+
+
 def raw_web_texts(data: Path, ids: set[str]) -> dict[str, str]:
-    """The texts of these ids of the shared raw web documents (`raw_web_en`, `raw_web_zh`) and web pages
-    (`aeb-<file name's first 16 characters>`: the whole text of an article extraction benchmark page, menus and
-    footers included, as resiliparse extracts it); all must be there."""
+    """The texts of these ids of the shared raw web documents (`raw_web_en`, `raw_web_zh`), SMS messages,
+    tweets and Wikipedia comments (`sms-`, `davidson-`, `jigsaw-`) and web pages (`aeb-<file name's first 16
+    characters>`: the whole text of an article extraction benchmark page, menus and footers included, as
+    resiliparse extracts it); all must be there."""
     texts = {}
-    for lang in ("en", "zh"):
-        for _, r in iter_jsonl(data / f"raw_web_{lang}" / "docs.jsonl"):
+    for prefix, path in LABELLED_SOURCES:
+        if prefix and not any(i.startswith(prefix) for i in ids):
+            continue
+        for _, r in iter_jsonl(data / path):
             if r["id"] in ids:
                 texts[r["id"]] = r["text"]
     pages = data / "web_html" / "article_extraction_benchmark" / "html"
