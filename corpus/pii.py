@@ -447,7 +447,7 @@ _IPV6_GATE = re.compile(r"::|[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}:")
 _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})(?![\w:])")
 _WORD_START = re.compile(r"\S*$")
 _HANDLE = re.compile(r"[@#/=.:_]|x$", re.IGNORECASE)  # @s0922917350, a path or URL, x09438234092: no phone
-_GLUED_PHONE = re.compile(r"(?<=[A-Za-z])0\d{9,12}(?!\d)|0(?<![\w+]0)\d{9,12}(?=[A-Za-z])", re.ASCII)
+_GLUED_PHONE = re.compile(r"0(?:(?<=[A-Za-z]0)\d{9,12}(?!\d)|(?<![\w+]0)\d{9,12}(?=[A-Za-z]))", re.ASCII)
 _PHONE = re.compile(
     r"(?=[+(\d])(?<![\w+/=])(?<![À-ɏͰ-ϿЀ-ӿ])(?<!\w-)(?<!\d[.:])(?<!www\.)"  # not glued to a Latin, Greek or
     # Cyrillic word (№ФС77-67790), not a web address (www.07781482378.com)
