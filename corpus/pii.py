@@ -148,9 +148,10 @@ def phone_valid(candidate: str, after_call_word: bool = False) -> bool:
     extension aside); separators single spaces, dots, dashes or slashes, or an area code in parentheses;
     a bare digit run only when 10-11 digits long, 12-13 after a trunk 0, with a + or 00 prefix, or right after
     a call word (`after_call_word`: "please call 3030633"); not a date, not a decimal or grouped-thousands
-    number, not binary or repeated digits, not ending in a one-digit group other than 0 (a check digit). A leading "1-" of North America counts as a country code, a leading
-    "8 " before ten digits as the trunk prefix of Russia and its neighbours. (Whether a country's numbering
-    plan has the number is `phone_in_plan`'s question.)"""
+    number, not binary or repeated digits, not ending in a one-digit group other than 0 (a check digit). A
+    leading "1-" of North America counts as a country code, a leading "8 " before ten digits as the trunk
+    prefix of Russia and its neighbours. (Whether a country's numbering plan has the number is
+    `phone_in_plan`'s question.)"""
     body = _EXTENSION.sub("", candidate)
     digits = sum(ch.isdigit() for ch in body)
     if not 7 <= digits <= 15:
