@@ -323,7 +323,8 @@ _CURRENCY = (r"(?:USD|EUR|GBP|CHF|SEK|NOK|DKK|JPY|CNY|RMB|CAD|AUD|RUB|PLN|CZK|HU
              r"|[$€£¥₹₽]|元|万元)")
 _UNIT = r"(?:meters|metres|km|miles|feet|kg|tons|views|subscribers|likes|people|times|的?券|块|次|人|米|公里)"
 _AMOUNT_BEFORE = re.compile(_CURRENCY + r"\s?$", re.IGNORECASE)
-_QUANTITY_AFTER = re.compile(r"\s?(?:" + _CURRENCY + "|" + _UNIT + r")(?![A-Za-z])", re.IGNORECASE)
+# a currency sign right before a digit begins the next amount: "08717890890£1.50 per msg" is a number, then a price
+_QUANTITY_AFTER = re.compile(r"\s?(?:" + _CURRENCY + "|" + _UNIT + r")(?![A-Za-z]|(?<=[$€£¥₹₽])\d)", re.IGNORECASE)
 # numbers that the words before them say are something else: order, build and QQ numbers, passwords
 _OTHER_NUMBER_BEFORE = re.compile(r"(?:order|invoice|tracking|ticket|build|version|registration|serial|account"
                                   r"|(?:customer|member|company) ?(?:no\b|number|id\b|#)|membership|reference|\bref\."
@@ -449,6 +450,18 @@ _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?
 _WORD_START = re.compile(r"\S*$")
 _HANDLE = re.compile(r"[@#/=.:_]|x$", re.IGNORECASE)  # @s0922917350, a path or URL, x09438234092: no phone
 _GLUED_PHONE = re.compile(r"0(?:(?<=[A-Za-z]0)\d{9,12}(?!\d)|(?<![\w+]0)\d{9,12}(?=[A-Za-z]))", re.ASCII)
+# a trunk-0 number run on into the price or age after it, as SMS spam writes them: 08700621170150p, 0871212025016,
+# 087187262701.50gbp (read against the plans: the number is the part before the price)
+_PRICED_PHONE = re.compile(r"0(?<![\w+]0)\d{9,10}(?=\d{1,3}p(?:pm)?(?![a-z])|\d?\.\d\d ?gbp|1[68](?:\+| ?£|$))",
+                           re.ASCII | re.IGNORECASE)
+_RUN_THEN_SHORT = re.compile(r"([+0]\d{9,13}) \d{1,3}")
+_AREA_CODE = re.compile(r"0\d{2,3}[\-—]")  # 027-, Chinese text's area code before a local number
+_LOCAL_NUMBER = re.compile(r"[1-9]\d{6,7}")
+_SLASHED_PHONES = re.compile(r"0(?<![\w+/]0)\d{9,12}/0\d{9,12}(?![\w/])", re.ASCII)  # 07946746291/07880867867
+# North American vanity numbers in capitals, with dashes or parentheses: 1-800-FLOWERS, 215-717-FIRE (read as
+# digits against the plan; "728 KAJAANI" is a flat and a town)
+_VANITY_GATE = re.compile(r"-[A-Z]{4}")  # a quick test: the letters follow a dash
+_VANITY_PHONE = re.compile(r"(?<![\w\-])(?:1-)?(?:\(\d{3}\) ?|\d{3}-)(?:\d{3}-[A-Z]{4}|[A-Z]{3}-?[A-Z]{4}|[A-Z]{7})(?![\w\-])")
 _PHONE = re.compile(
     r"(?=[+(\d])(?<![\w+/=])(?<![À-ɏͰ-ϿЀ-ӿ])(?<!\w-)(?<!\d[.:])(?<!www\.)"  # not glued to a Latin, Greek or
     # Cyrillic word (№ФС77-67790), not a web address (www.07781482378.com)
@@ -468,6 +481,7 @@ class PiiDetector:
         self.entities = tuple(e for e in PII_ENTITIES if e in entities)  # always in priority order
         self.ip_private = ip_private
         self.phone_regions, self.phone_regions_han = tuple(phone_regions), tuple(phone_regions_han)
+        self.vanity_regions = tuple(r for r in self.phone_regions if r in ("US", "CA"))
         phonenumbers.enable_pattern_cache()  # keep its compiled patterns: more than `re`'s own cache holds
         for region in self.phone_regions + self.phone_regions_han:  # compile the plans now, not on the documents
             _compile_plan(region)
@@ -523,26 +537,46 @@ class PiiDetector:
                 if not _HANDLE.search(word.group() if word else "") and _is_phone(
                         text, *m.span(), self.phone_regions, self.phone_regions_han):
                     yield m.span()
+            for m in _PRICED_PHONE.finditer(text):
+                if _is_phone(text, *m.span(), self.phone_regions, self.phone_regions_han):
+                    yield m.span()
+            for m in _SLASHED_PHONES.finditer(text):
+                slash = text.index("/", m.start())
+                for span in ((m.start(), slash), (slash + 1, m.end())):
+                    if _is_phone(text, *span, self.phone_regions, self.phone_regions_han):
+                        yield span
+            if self.vanity_regions and _VANITY_GATE.search(text):
+                for m in _VANITY_PHONE.finditer(text):
+                    if phone_in_plan(phonenumbers.convert_alpha_characters_in_number(m.group()), self.vanity_regions):
+                        yield m.span()
             if _DIAL_GATE.search(text):
                 for m in _SHORT_NUMBER.finditer(text):
                     if _is_dialled_short_number(text, *m.span(), self.phone_regions_han):
                         yield m.span()
 
-    def _phones(self, text: str, start: int, end: int):
-        """The phone numbers in one match of the phone pattern: the whole match, or else, amid Chinese text, where
-        the numbering plans are strict, numbers written side by side ("027-85931736 61107879"): the longest
-        part up to a space that is one, then the rest. (Elsewhere a list of years would split into numbers that
-        some country's plan has.)"""
-        if _is_phone(text, start, end, self.phone_regions, self.phone_regions_han):
+    def _phones(self, text: str, start: int, end: int, area_code: str = ""):
+        """The phone numbers in one match of the phone pattern: the whole match; or else a bare run without the
+        short number after it ("STOP 08452810071 16": an age, a price); or else, amid Chinese text, where the
+        numbering plans are strict, numbers written side by side ("027-85931736 61107879"): the longest part up
+        to a space that is one, then the rest, a local number taking the area code of the one before. (Elsewhere
+        a list of years would split into numbers that some country's plan has.)"""
+        regions, regions_han = self.phone_regions, self.phone_regions_han
+        if _is_phone(text, start, end, regions, regions_han) or (
+                area_code and _LOCAL_NUMBER.fullmatch(text, start, end)
+                and phone_in_plan(area_code + text[start:end], regions_han)):
             yield start, end
             return
         if not _chinese_near(text, start, end):
+            run = _RUN_THEN_SHORT.fullmatch(text, start, end)
+            if run and _is_phone(text, start, run.end(1), regions, regions_han):
+                yield start, run.end(1)
             return
         spaces = [i for i in range(end - 1, start, -1) if text[i] == " "]
         for cut in spaces:
-            if _is_phone(text, start, cut, self.phone_regions, self.phone_regions_han):
+            if _is_phone(text, start, cut, regions, regions_han):
                 yield start, cut
-                yield from self._phones(text, cut + 1, end)
+                area = _AREA_CODE.match(text, start, cut)
+                yield from self._phones(text, cut + 1, end, area.group() if area else "")
                 return
         if spaces:
             yield from self._phones(text, spaces[-1] + 1, end)

@@ -88,6 +88,11 @@ def test_checksums_decide_and_bad_numbers_are_left_alone():
     ("To claim, call09050000327. T&C", "09050000327", "PHONE"),  # glued to the word before
     ("Urgent -call 09066649731from Landline.", "09066649731", "PHONE"),  # ... and to the word after
     ("U 447801259231 have a secret admirer", "447801259231", "PHONE"),  # a country code without its +  # Japanese: kana, so Japan's plan
+    ("Netcollex Ltd 08700621170150p per msg", "08700621170", "PHONE"),  # run on into its price
+    ("Stream 0871212025016", "08712120250", "PHONE"),  # ... and into an age
+    ("send STOP 08452810071 16", "08452810071", "PHONE"),  # the age after a space
+    ("send STOPCS 08717890890£1.50 per msg", "08717890890", "PHONE"),  # a currency sign before the next amount
+    ("call 1-800-FLOWERS today", "1-800-FLOWERS", "PHONE"),  # a vanity number
     ("外交部12308热线全天候", "12308", "PHONE"),  # a public service number before a hotline word
     ("立即拨打110报警", "110", "PHONE"),  # ... and after a dialling word
     ("身份证号11010519491231002X，", "11010519491231002X", "CN_ID"),
@@ -109,6 +114,14 @@ def test_each_entity_type(text: str, value: str, entity: str):
     assert [(text[s.start:s.end], s.entity) for s in spans] == [(value, entity)]
 
 
+def test_numbers_written_together():
+    """Two numbers joined by a slash; amid Chinese text, a local number after a full one takes its area code."""
+    detector = PiiDetector()
+    for text, values in (("info: 07946746291/07880867867 now", ["07946746291", "07880867867"]),
+                         ("人民医院（027-85931736 61107879）需要支援", ["027-85931736", "61107879"])):
+        assert [text[s.start:s.end] for s in detector.find(text)] == values, text
+
+
 def test_what_is_not_pii():
     detector = PiiDetector()
     for text in ("Born on 2019-05-12 at 10:30", "It cost 12.500.000 euros in 1999 2004", "private 192.168.1.20 box",
@@ -123,7 +136,8 @@ def test_what_is_not_pii():
                  "book 250-64847-1 in print", "Beverly Hills, CA 90210-4321", "routing 091269245 today",
                  "passport 45 19 917182 issued", "给他打100分", "考了100分，电话说", "call 100 people",
                  "Rekening BCA 0061947069 a/n Nizami", "[automerge]1574096160[/automerge]", "VAT No: GB 716 6328 31",
-                 "ISSN: 2283-5474", "RT @s0922917350: hi", "visit www.07781482378.com", "txt DIS to 87121 18+ only", "〒100-0001 東京都千代田区", "横浜市栄区\n セネガル 447-4243", "регистрации СМИ ЭЛ №ФС77-67790, выдано", "Molha - 89259-565 - Caixa Postal", "护照 45 19 917182 签发", "barcode 0082640073354"):
+                 "ISSN: 2283-5474", "RT @s0922917350: hi", "visit www.07781482378.com", "txt DIS to 87121 18+ only", "〒100-0001 東京都千代田区", "横浜市栄区\n セネガル 447-4243", "регистрации СМИ ЭЛ №ФС77-67790, выдано", "Molha - 89259-565 - Caixa Postal", "护照 45 19 917182 签发", "barcode 0082640073354",
+                 "70 Kaarikatu 32 Apt. 728 KAJAANI", "dates 12/05/2019/2020"):
         assert detector.find(text) == [], text
     assert phone_valid("0688 777 97 84") and not phone_valid("12345")
 
