@@ -22,6 +22,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from functools import cache, lru_cache
+from itertools import pairwise
 from pathlib import Path
 
 import phonenumbers
@@ -150,8 +151,8 @@ def phone_valid(candidate: str, after_call_word: bool = False) -> bool:
     a call word (`after_call_word`: "please call 3030633"); not a date, not a decimal or grouped-thousands
     number, not binary or repeated digits, not ending in a one-digit group other than 0 (a check digit). A
     leading "1-" of North America counts as a country code, a leading "8 " before ten digits as the trunk
-    prefix of Russia and its neighbours. (Whether a country's numbering plan has the number is
-    `phone_in_plan`'s question.)"""
+    prefix of Russia and its neighbours; a list of round numbers (90 100 110) is none. (Whether a country's
+    numbering plan has the number is `phone_in_plan`'s question.)"""
     body = _EXTENSION.sub("", candidate)
     digits = sum(ch.isdigit() for ch in body)
     if not 7 <= digits <= 15:
@@ -161,6 +162,9 @@ def phone_valid(candidate: str, after_call_word: bool = False) -> bool:
     groups = re.split(r"[\s.\-—()+]+", body.strip("()+"))
     groups = [g for g in groups if g]
     used = set(re.sub(r"\D", "", body))
+    if len(groups) > 2 and not body.startswith(("0", "+")) and all(g.endswith("0") for g in groups) and all(
+            int(a) < int(b) for a, b in pairwise(groups)):
+        return False  # 90 100 110: a list of round numbers
     if used <= {"0", "1"} or len(used) == 1 or (len(groups) > 2 and len(set(groups)) == 1) or _DECIMAL.fullmatch(body):
         return False  # 000 0000 0001: binary; 55555555555, 24 24 24 24 24: repeated; 52.373180: a coordinate
     international = _has_country_code(body) or _NANP.fullmatch(body) is not None  # 1-800-555-0199
@@ -331,8 +335,10 @@ _OTHER_NUMBER_BEFORE = re.compile(r"(?:order|invoice|tracking|ticket|build|versi
                                   r"|sku|model|patent|password|passcode|\bvat\b|\btax\b|rekening|konto|\ba/c\b|acct"
                                   r"|timestamp|epoch|\bts\b|automerge"
                                   r"|passport|postcode|postal code|\bzip\b|\bupc\b|\bean\b|gtin|barcode"
-                                  r"|(?<![a-z])qq|wechat|微信|薇信|订单|单号|编号|代码|密码|群号|型号|卡号|账号|帐号"
+                                  r"|(?<![a-z])qq|wechat|微信|企鹅|扣扣|薇信|订单|单号|编号|代码|密码|群号|型号|卡号|账号|帐号"
                                   r"|工号|会员|发票|房间|房号|用户|邮编|邮政编码|护照|(?<![a-z])u?id\b)", re.IGNORECASE)
+_MESSENGER_LABEL = re.compile(r"(?:(?<![a-z])qq|wechat|微信|企鹅|扣扣)(?:号码?)?\s?[:：]?\s?$", re.IGNORECASE)
+_MASKED_IP = re.compile(r"\d{1,3}(?:\.\d{1,3}){2}")  # 220.234.64.*: an address with its last part hidden
 # a bare digit run ("please call 3030633") is taken for a phone only right after one of these
 _CALL_WORD = re.compile(r"(?:call|phone|tel\b|tel\.|mobile|cell|fax|whatsapp|hotline|contact|电话|電話|手机|携帯|致电|传真|热线)",
                         re.IGNORECASE)
@@ -374,7 +380,8 @@ def _is_phone(text: str, start: int, end: int, regions: tuple[str, ...], regions
     if (not (abroad or phone_valid(candidate, call_word)) or _is_range(candidate)
             or (_ADDRESS_BEFORE.search(text, before, start) and not call_word and len(re.sub(r"\D", "", candidate)) < 10)
             or _REFERENCE_BEFORE.search(text, before, start) or _AMOUNT_BEFORE.search(text, before, start)
-            or _QUANTITY_AFTER.match(text, end) or (_other_number(text, start) and not _CN_MOBILE.fullmatch(candidate))):
+            or _QUANTITY_AFTER.match(text, end) or (_other_number(text, start) and not _CN_MOBILE.fullmatch(candidate))
+            or (text.startswith((".*", ".x"), end) and _MASKED_IP.fullmatch(candidate))):
         return False  # "Apt. 722 20 40": the number of a flat; "§ 44-12-236": a statute; "40 000 000 SEK"
     if phone_is_weak(candidate) and not _weak_phone_accepted(text, start, end):
         return False
@@ -413,7 +420,10 @@ def _is_dialled_short_number(text: str, start: int, end: int, regions_han: tuple
 
 
 def _other_number(text: str, start: int) -> bool:
-    """An order, build, QQ or similar number: such a word shortly before, and no phone word near it."""
+    """An order, build, QQ or similar number: such a word shortly before, and no phone word near it; or a QQ or
+    WeChat label right before it, whatever comes earlier ("联系方式:QQ:2811437428")."""
+    if _MESSENGER_LABEL.search(text, max(0, start - 8), start):
+        return True
     window = max(0, start - OTHER_NUMBER_CHARS)
     return bool(_OTHER_NUMBER_BEFORE.search(text, window, start)) and not PHONE_CONTEXT.search(text, window, start)
 

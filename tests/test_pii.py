@@ -137,7 +137,8 @@ def test_what_is_not_pii():
                  "passport 45 19 917182 issued", "给他打100分", "考了100分，电话说", "call 100 people",
                  "Rekening BCA 0061947069 a/n Nizami", "[automerge]1574096160[/automerge]", "VAT No: GB 716 6328 31",
                  "ISSN: 2283-5474", "RT @s0922917350: hi", "visit www.07781482378.com", "txt DIS to 87121 18+ only", "〒100-0001 東京都千代田区", "横浜市栄区\n セネガル 447-4243", "регистрации СМИ ЭЛ №ФС77-67790, выдано", "Molha - 89259-565 - Caixa Postal", "护照 45 19 917182 签发", "barcode 0082640073354",
-                 "70 Kaarikatu 32 Apt. 728 KAJAANI", "dates 12/05/2019/2020"):
+                 "70 Kaarikatu 32 Apt. 728 KAJAANI", "dates 12/05/2019/2020",
+                 "联系方式:QQ:2811437428或者本层", "衣服，企鹅2223298821，有的", "诚心收 90 100 110 的刀剑", "220.234.64.* 15楼"):
         assert detector.find(text) == [], text
     assert phone_valid("0688 777 97 84") and not phone_valid("12345")
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import re
 from pathlib import Path
 
@@ -102,14 +103,23 @@ def build_toxicity_zh(data: Path, out: Path) -> ClassifierReport:
 LABELLED_SOURCES = (("", "raw_web_en/docs.jsonl"), ("", "raw_web_zh/docs.jsonl"),
                     ("sms-", "quality_reference/sms_spam_collection.jsonl"),
                     ("davidson-", "toxicity_en/davidson_tweets.jsonl"),
-                    ("jigsaw-", "toxicity_en/jigsaw_wikipedia_comments_sample.jsonl"))
+                    ("jigsaw-", "toxicity_en/jigsaw_wikipedia_comments_sample.jsonl"),
+                    ("<urn:uuid:", "raw_web_multilingual/fineweb2_ja_docs.jsonl"))
+# COLD's row ids repeat (one id, several comments), so a labelled COLD comment is named by a hash of its text
+COLD_FILES = ("toxicity_zh/cold_train.jsonl", "toxicity_zh/cold_dev.jsonl")
+
+
+def cold_text_id(text: str) -> str:
+    """The name of a COLD comment in our labels: `cold-` and the first 16 hex digits of its text's SHA-256."""
+    return "cold-" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def raw_web_texts(data: Path, ids: set[str]) -> dict[str, str]:
     """The texts of these ids of the shared raw web documents (`raw_web_en`, `raw_web_zh`), SMS messages,
-    tweets and Wikipedia comments (`sms-`, `davidson-`, `jigsaw-`) and web pages (`aeb-<file name's first 16
-    characters>`: the whole text of an article extraction benchmark page, menus and footers included, as
-    resiliparse extracts it); all must be there."""
+    tweets and Wikipedia comments (`sms-`, `davidson-`, `jigsaw-`), Japanese web pages (`<urn:uuid:`), COLD's
+    Chinese comments (`cold_text_id`) and web pages (`aeb-<file name's first 16 characters>`: the whole text of
+    an article extraction benchmark page, menus and footers included, as resiliparse extracts it); all must be
+    there."""
     texts = {}
     for prefix, path in LABELLED_SOURCES:
         if prefix and not any(i.startswith(prefix) for i in ids):
@@ -117,6 +127,11 @@ def raw_web_texts(data: Path, ids: set[str]) -> dict[str, str]:
         for _, r in iter_jsonl(data / path):
             if r["id"] in ids:
                 texts[r["id"]] = r["text"]
+    if any(i.startswith("cold-") for i in ids):
+        for path in COLD_FILES:
+            for _, r in iter_jsonl(data / path):
+                if (name := cold_text_id(r["text"])) in ids:
+                    texts[name] = r["text"]
     pages = data / "web_html" / "article_extraction_benchmark" / "html"
     for page_id in sorted(i for i in ids if i.startswith("aeb-")):
         for path in pages.glob(page_id.removeprefix("aeb-") + "*.html.gz"):
