@@ -455,7 +455,7 @@ _CARD = re.compile(r"\d(?<![\w\-+.]\d)(?:[ \-]?\d){11,18}(?![\w\-]|\.\d)", re.AS
 _SSN = re.compile(r"(\d{3})(?<![\w\-]\d{3})([\- ])(\d{2})\2(\d{4})(?![\w\-])", re.ASCII)
 _IPV4 = re.compile(r"\d(?<![\w.]\d)\d{0,2}\.(?:\d{1,3}\.){2}\d{1,3}(?![\w]|\.\d)", re.ASCII)
 _IBAN_GATE = re.compile(r"\d\d(?<=[A-Za-z]{2}\d\d)")  # two letters then two digits somewhere
-_IPV6_GATE = re.compile(r"::|[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}:")
+_IPV6_GATE = re.compile(r":[0-9A-Fa-f]{0,4}:")  # a quick test that begins with a plain character
 _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})(?![\w:])")
 _WORD_START = re.compile(r"\S*$")
 _HANDLE = re.compile(r"[@#/=.:_]|x$", re.IGNORECASE)  # @s0922917350, a path or URL, x09438234092: no phone
