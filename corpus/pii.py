@@ -483,6 +483,13 @@ _PHONE = re.compile(
     r"(?!\w|[\-.:/]\d)", re.IGNORECASE | re.ASCII)
 
 
+# full-width digits, Latin letters and the signs inside numbers and addresses, read as ASCII; not the full-width
+# punctuation of Chinese and Japanese sentences (，：（）), whose ASCII forms mean other things to the rules
+_FULL_WIDTH = re.compile(r"[０-９＠]")
+_TO_ASCII = {ord(ch): ord(ch) - 0xFEE0 for ch in "０１２３４５６７８９＋－＠．＿"
+             + "".join(map(chr, range(0xFF21, 0xFF3B))) + "".join(map(chr, range(0xFF41, 0xFF5B)))}
+
+
 class PiiDetector:
     """Finds PII in text: non-overlapping spans, earlier detectors winning, in text order."""
 
@@ -592,6 +599,10 @@ class PiiDetector:
             yield from self._phones(text, spaces[-1] + 1, end)
 
     def find(self, text: str) -> list[PiiSpan]:
+        """The PII spans of `text`. Full-width digits, letters and signs (電話：０３－１２３４－５６７８, ａ＠ｂ．ｊｐ) are
+        read as their ASCII forms, one character for one, so the spans are those of the text as given."""
+        if not text.isascii() and _FULL_WIDTH.search(text):
+            text = text.translate(_TO_ASCII)
         has_digit = _DIGIT.search(text) is not None
         taken: list[PiiSpan] = []
         for entity in self.entities:

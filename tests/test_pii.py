@@ -93,6 +93,8 @@ def test_checksums_decide_and_bad_numbers_are_left_alone():
     ("send STOP 08452810071 16", "08452810071", "PHONE"),  # the age after a space
     ("send STOPCS 08717890890£1.50 per msg", "08717890890", "PHONE"),  # a currency sign before the next amount
     ("call 1-800-FLOWERS today", "1-800-FLOWERS", "PHONE"),  # a vanity number
+    ("お電話は０３－１２３４－５６７８まで", "０３－１２３４－５６７８", "PHONE"),  # full-width digits
+    ("メール：ｉｎｆｏ＠ｅｘａｍｐｌｅ．ｊｐ まで", "ｉｎｆｏ＠ｅｘａｍｐｌｅ．ｊｐ", "EMAIL"),
     ("外交部12308热线全天候", "12308", "PHONE"),  # a public service number before a hotline word
     ("立即拨打110报警", "110", "PHONE"),  # ... and after a dialling word
     ("身份证号11010519491231002X，", "11010519491231002X", "CN_ID"),
