@@ -123,7 +123,10 @@ def ssn_valid(area: str, group: str, serial: str) -> bool:
 
 def ip_reportable(value: str, private: bool) -> bool:
     """A valid IPv4/IPv6 address; unless `private`, only a globally routable one (not private, loopback,
-    link-local, multicast, reserved or unspecified)."""
+    link-local, multicast, reserved or unspecified). Four rising single digits (1.4.5.8) are a list of items
+    or a version; 8.8.4.4 stays an address."""
+    if len(value) == 7 and value[::2].isdigit() and list(value[::2]) == sorted(set(value[::2])):
+        return False
     try:
         address = ipaddress.ip_address(value)
     except ValueError:

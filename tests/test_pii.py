@@ -106,6 +106,7 @@ def test_checksums_decide_and_bad_numbers_are_left_alone():
     ("Tel. +44 20 7946 0958.", "+44 20 7946 0958", "PHONE"),
     ("call (415) 555-0132 ext. 12", "(415) 555-0132 ext. 12", "PHONE"),
     ("server 8.8.8.8 answered", "8.8.8.8", "IP_ADDRESS"),
+    ("DNS设置为8.8.4.4即可", "8.8.4.4", "IP_ADDRESS"),
     ("v6 2001:4860:4860::8888 too", "2001:4860:4860::8888", "IP_ADDRESS"),
     ("git clone https://bob:hunter2@git.example.com/x.git", "bob:hunter2", "URL_CREDENTIALS"),
     ("export KEY=AKIAIOSFODNN7EXAMPLE", "AKIAIOSFODNN7EXAMPLE", "SECRET"),
@@ -140,7 +141,8 @@ def test_what_is_not_pii():
                  "Rekening BCA 0061947069 a/n Nizami", "[automerge]1574096160[/automerge]", "VAT No: GB 716 6328 31",
                  "ISSN: 2283-5474", "RT @s0922917350: hi", "visit www.07781482378.com", "txt DIS to 87121 18+ only", "〒100-0001 東京都千代田区", "横浜市栄区\n セネガル 447-4243", "регистрации СМИ ЭЛ №ФС77-67790, выдано", "Molha - 89259-565 - Caixa Postal", "护照 45 19 917182 签发", "barcode 0082640073354",
                  "70 Kaarikatu 32 Apt. 728 KAJAANI", "dates 12/05/2019/2020",
-                 "联系方式:QQ:2811437428或者本层", "衣服，企鹅2223298821，有的", "诚心收 90 100 110 的刀剑", "220.234.64.* 15楼"):
+                 "联系方式:QQ:2811437428或者本层", "衣服，企鹅2223298821，有的", "诚心收 90 100 110 的刀剑", "220.234.64.* 15楼",
+                 "1.4.5.8不能忍"):
         assert detector.find(text) == [], text
     assert phone_valid("0688 777 97 84") and not phone_valid("12345")
 
