@@ -312,7 +312,7 @@ def phone_is_weak(candidate: str) -> bool:
 
 
 PHONE_CONTEXT = re.compile(r"phone|tel\b|tel\.|call|mobile|cell|fax|contact|reach|number|whatsapp|sms|text me"
-                           r"|t[ée]l[ée]phone|tel[ée]fono|telefon|handy|电话|電話|手机|携帯|联系|致电|传真|热线", re.IGNORECASE)
+                           r"|t[ée]l[ée]phone|tel[ée]fono|telefon|handy|电话|電話|手机|携帯|联系|致电|传真|热线|問い?合わ?せ", re.IGNORECASE)
 PHONE_CONTEXT_CHARS = 48  # how far before a weak candidate the phone word may be
 _ADDRESS_AFTER = re.compile(r",? ?(?:[A-ZÀ-ÞΑ-Ω][\w'\-]|(?:rue|street|st|road|rd|avenue|ave|drive|lane|way|place|close|"
                             r"square|sq|blvd|boulevard|via|calle|strasse|straße)\b)")

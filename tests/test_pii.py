@@ -94,6 +94,7 @@ def test_checksums_decide_and_bad_numbers_are_left_alone():
     ("send STOPCS 08717890890£1.50 per msg", "08717890890", "PHONE"),  # a currency sign before the next amount
     ("call 1-800-FLOWERS today", "1-800-FLOWERS", "PHONE"),  # a vanity number
     ("お電話は０３－１２３４－５６７８まで", "０３－１２３４－５６７８", "PHONE"),  # full-width digits
+    ("お問い合わせ\n同窓会・基金担当\n096-3129", "096-3129", "PHONE"),  # no postal code under "inquiries"
     ("メール：ｉｎｆｏ＠ｅｘａｍｐｌｅ．ｊｐ まで", "ｉｎｆｏ＠ｅｘａｍｐｌｅ．ｊｐ", "EMAIL"),
     ("外交部12308热线全天候", "12308", "PHONE"),  # a public service number before a hotline word
     ("立即拨打110报警", "110", "PHONE"),  # ... and after a dialling word
