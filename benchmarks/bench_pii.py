@@ -98,14 +98,12 @@ def agreement(first: list[dict], second: dict[str, list[dict]]) -> Counter:
     return counts
 
 
-def tally(detect, records: list[dict]) -> tuple[list[Counter], float]:
-    """Per record, a Counter of (found | missed | wrong | predicted, type); and the seconds spent detecting. A
-    record with `windows` was labelled only there: detections outside them are not counted."""
-    tallies, seconds = [], 0.0
+def tally(detect, records: list[dict]) -> list[Counter]:
+    """Per record, a Counter of (found | missed | wrong | predicted, type). A record with `windows` was labelled
+    only there: detections outside them are not counted."""
+    tallies = []
     for r in records:
-        start = time.perf_counter()
         pred = detect(r["text"])
-        seconds += time.perf_counter() - start
         if "windows" in r:
             pred = [p for p in pred if any(overlap(p, w) for w in r["windows"])]
         gold = [(s["start"], s["end"], WEB_LABELS.get(s["label"], s["label"])) for s in r["spans"]]
@@ -117,7 +115,7 @@ def tally(detect, records: list[dict]) -> tuple[list[Counter], float]:
             if not any(p[2] == g[2] and overlap(p, g) * 2 >= p[1] - p[0] for g in gold):
                 counts["wrong", p[2]] += 1
         tallies.append(counts)
-    return tallies, seconds
+    return tallies
 
 
 def scores(counts: Counter, entity: str) -> tuple[float, float, float]:
@@ -128,14 +126,10 @@ def scores(counts: Counter, entity: str) -> tuple[float, float, float]:
     return precision, recall, 2 * precision * recall / (precision + recall) if precision + recall else 0.0
 
 
-def evaluate(detect, records: list[dict], counts: Counter | None = None) -> tuple[dict[str, tuple[float, float, float]], float]:
-    """Per gold type (precision, recall, F1), and seconds spent detecting. `counts` collects gold and predicted."""
-    tallies, seconds = tally(detect, records)
-    total = sum(tallies, Counter())
-    if counts is not None:
-        counts.update({("gold", t): total["found", t] + total["missed", t] for t in TYPES}
-                      | {("predicted", t): total["predicted", t] for t in TYPES})
-    return {t: scores(total, t) for t in TYPES}, seconds
+def evaluate(detect, records: list[dict]) -> dict[str, tuple[float, float, float]]:
+    """Per gold type (precision, recall, F1)."""
+    total = sum(tally(detect, records), Counter())
+    return {t: scores(total, t) for t in TYPES}
 
 
 def bootstrap(tallies: list[Counter], entity: str, rounds: int = 2000, seed: int = 0) -> tuple[tuple[float, float], ...]:
@@ -166,7 +160,7 @@ def print_agreement(real: list[dict], detect) -> None:
     print("|---|---|---:|---:|---:|---:|---:|")
     for lang, label in sorted({(lang, label) for lang, label, _ in agreed}):
         part = [{**r, "spans": second[r["id"]]} for r in real if r["lang"] == lang]
-        p, r, _ = evaluate(detect, part)[0][WEB_LABELS.get(label, label)]
+        p, r, _ = evaluate(detect, part)[WEB_LABELS.get(label, label)]
         print(f"| {lang} | {label} | {agreed[lang, label, 'both']} | {agreed[lang, label, 'first only']} | "
               f"{agreed[lang, label, 'second only']} | {p:.3f} | {r:.3f} |")
 
@@ -204,15 +198,15 @@ def main() -> None:
     for detect in detectors.values():  # warm-up: compiled patterns, lazy tables
         detect("call +1 202 555 0143 or mail a@b.org")
 
-    # dev first: it also warms each detector up (compiled patterns, loaded numbering plans) before the timed test
+    # the labelled sets also warm each detector up (compiled patterns, loaded numbering plans) before the speed passes
     results = {name: {"dev": evaluate(d, dev), "test": evaluate(d, test)} for name, d in detectors.items()}
     print(f"Labelled: {len(test)} sentences of {test_path.stem} (test); dev = presidio_generated_large.\n")
     print("| entity | method | precision | recall | F1 | dev F1 |")
     print("|---|---|---:|---:|---:|---:|")
     for t in TYPES:
         for name in detectors:
-            p, r, f1 = results[name]["test"][0][t]
-            print(f"| {t} | {name} | {p:.3f} | {r:.3f} | {f1:.3f} | {results[name]['dev'][0][t][2]:.3f} |")
+            p, r, f1 = results[name]["test"][t]
+            print(f"| {t} | {name} | {p:.3f} | {r:.3f} | {f1:.3f} | {results[name]['dev'][t][2]:.3f} |")
 
     real = web_records(args.data, args.web_split)
     print(f"\nReal web text, labelled by us ({len(real)} documents: the {args.web_split} part of "
@@ -222,7 +216,7 @@ def main() -> None:
     for lang in sorted({r["lang"] for r in real}):
         part = [r for r in real if r["lang"] == lang]
         for name, detect in detectors.items():
-            tallies = tally(detect, part)[0]
+            tallies = tally(detect, part)
             total = sum(tallies, Counter())
             for t in TYPES:
                 gold, predicted = total["found", t] + total["missed", t], total["predicted", t]
