@@ -76,6 +76,14 @@ def web_records(data: Path, split: str = "test") -> list[dict]:
     return [{**r, "text": texts[r["id"]]} for r in labelled]
 
 
+LANGUAGE_GROUPS = ("en", "zh", "other")  # the tables' language column, in its order
+
+
+def language_group(lang: str) -> str:
+    """English and Chinese on their own, all other languages together."""
+    return lang if lang in LANGUAGE_GROUPS else "other"
+
+
 def overlap(a, b) -> int:
     return max(0, min(a[1], b[1]) - max(a[0], b[0]))
 
@@ -91,10 +99,10 @@ def agreement(first: list[dict], second: dict[str, list[dict]]) -> Counter:
     counts = Counter()
     for r in first:
         for a in r["spans"]:
-            counts[r["lang"], a["label"], "both" if any(same(a, b) for b in second[r["id"]]) else "first only"] += 1
+            counts[language_group(r["lang"]), a["label"], "both" if any(same(a, b) for b in second[r["id"]]) else "first only"] += 1
         for b in second[r["id"]]:
             if not any(same(a, b) for a in r["spans"]):
-                counts[r["lang"], b["label"], "second only"] += 1
+                counts[language_group(r["lang"]), b["label"], "second only"] += 1
     return counts
 
 
@@ -158,8 +166,8 @@ def print_agreement(real: list[dict], detect) -> None:
           "both marked, and corpusloop against the second annotator's labels:\n")
     print("| language | entity | both | first only | second only | corpusloop precision | recall |")
     print("|---|---|---:|---:|---:|---:|---:|")
-    for lang, label in sorted({(lang, label) for lang, label, _ in agreed}):
-        part = [{**r, "spans": second[r["id"]]} for r in real if r["lang"] == lang]
+    for lang, label in sorted({(lang, label) for lang, label, _ in agreed}, key=lambda k: (LANGUAGE_GROUPS.index(k[0]), k[1])):
+        part = [{**r, "spans": second[r["id"]]} for r in real if language_group(r["lang"]) == lang]
         p, r, _ = evaluate(detect, part)[WEB_LABELS.get(label, label)]
         print(f"| {lang} | {label} | {agreed[lang, label, 'both']} | {agreed[lang, label, 'first only']} | "
               f"{agreed[lang, label, 'second only']} | {p:.3f} | {r:.3f} |")
@@ -213,8 +221,8 @@ def main() -> None:
           f"`benchmarks/data/pii_web_labels.jsonl`); types with gold spans or detections:\n")
     print("| language | entity | gold | method | detected | precision | recall | F1 | precision 95% | recall 95% |")
     print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|")
-    for lang in sorted({r["lang"] for r in real}):
-        part = [r for r in real if r["lang"] == lang]
+    for lang in sorted({language_group(r["lang"]) for r in real}, key=LANGUAGE_GROUPS.index):
+        part = [r for r in real if language_group(r["lang"]) == lang]
         for name, detect in detectors.items():
             tallies = tally(detect, part)
             total = sum(tallies, Counter())

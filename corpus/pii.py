@@ -168,6 +168,9 @@ def phone_valid(candidate: str, after_call_word: bool = False) -> bool:
     if len(groups) > 2 and not body.startswith(("0", "+")) and all(g.endswith("0") for g in groups) and all(
             int(a) < int(b) for a, b in pairwise(groups)):
         return False  # 90 100 110: a list of round numbers
+    if len(groups) > 2 and len({len(g) for g in groups}) == 1 and len(groups[0]) in (3, 4) and all(
+            0 < int(b) - int(a) < 100 for a, b in pairwise(groups)):
+        return False  # 913-919-943: a list of years
     if used <= {"0", "1"} or len(used) == 1 or (len(groups) > 2 and len(set(groups)) == 1) or _DECIMAL.fullmatch(body):
         return False  # 000 0000 0001: binary; 55555555555, 24 24 24 24 24: repeated; 52.373180: a coordinate
     international = _has_country_code(body) or _NANP.fullmatch(body) is not None  # 1-800-555-0199
@@ -182,9 +185,10 @@ def phone_valid(candidate: str, after_call_word: bool = False) -> bool:
                 or after_call_word)
     if "." in body and "(" not in body and all(len(g) == 3 for g in groups[1:]) and len(groups[0]) <= 3:
         return False  # 12.345.678: a number with grouped thousands
-    if not international and len(groups) == 2 and all(len(g) == 4 for g in groups) and all(
-            g.startswith(("19", "20")) for g in groups):
-        return False  # two years: 1999 2004
+    if not international and len(groups) == 2 and all(len(g) == 4 for g in groups) and (
+            all(g.startswith(("19", "20")) for g in groups) or 1000 <= int(groups[0]) < int(groups[1]) < min(
+            2100, int(groups[0]) + 150)):
+        return False  # two years: 1999 2004, a life (1649 1721)
     return max(len(g) for g in groups) <= 10
 
 
@@ -311,8 +315,10 @@ def phone_is_weak(candidate: str) -> bool:
     return not body.startswith(("+", "0", "(")) and len(re.findall(r"\d+", body)) == 2
 
 
+# Cyrillic, Greek and Thai phone words, not their words for television (телевизор, τηλεόραση, โทรทัศน์)
+_PHONE_WORDS_ELSEWHERE = r"тел(?:\.|\b|ефон)|тэлеф|τηλ(?:\.|\b|[έε]φων)|โทร(?!ทัศน์)"
 PHONE_CONTEXT = re.compile(r"phone|tel\b|tel\.|call|mobile|cell|fax|contact|reach|number|whatsapp|sms|text me"
-                           r"|t[ée]l[ée]phone|tel[ée]fono|telefon|handy|电话|電話|手机|携帯|联系|致电|传真|热线|問い?合わ?せ", re.IGNORECASE)
+                           r"|t[ée]l[ée]phone|tel[ée]fono|telefon|handy|tlf|puh\b|puh\.|puhelin|" + _PHONE_WORDS_ELSEWHERE + "|факс|faks|电话|電話|手机|携帯|联系|致电|传真|热线|問い?合わ?せ", re.IGNORECASE)
 PHONE_CONTEXT_CHARS = 48  # how far before a weak candidate the phone word may be
 _ADDRESS_AFTER = re.compile(r",? ?(?:[A-ZÀ-ÞΑ-Ω][\w'\-]|(?:rue|street|st|road|rd|avenue|ave|drive|lane|way|place|close|"
                             r"square|sq|blvd|boulevard|via|calle|strasse|straße)\b)")
@@ -322,13 +328,15 @@ _REFERENCE_BEFORE = re.compile(r"(?:§|section|sec\.|art\.|article|chapter|isbn|
 _TEXT_TO = re.compile(r"\b(?:txt|text|send|reply)\b \S+ to $", re.IGNORECASE)
 _POSTAL_CODE = re.compile(r"\d{5}-\d{3,4}")  # a US ZIP+4 (90210-4321), a Brazilian CEP (89259-565)
 _JAPANESE_POSTAL_CODE = re.compile(r"\d{3}-\d{4}")  # 〒100-0001, or any such number amid Japanese text
+_PORTUGUESE_POSTAL_CODE = re.compile(r"(?:\d{1,4} )?\d{4}-\d{3}(?= [A-ZÀ-Þ])")  # (55) 2710-628 Sintra
 _RANGE = re.compile(r"(\d{2,5})[\-–—](\d{2,5})")
 # sums of money ("40 000 000 SEK", "USD 25 000 000", "€ 1 250 000"; found on ECHR train) and quantities
 # ("33333233334 meters", a "2000-100" coupon: 2000-100的券; found on our web labels' dev part) are not phones
 _CURRENCY = (r"(?:USD|EUR|GBP|CHF|SEK|NOK|DKK|JPY|CNY|RMB|CAD|AUD|RUB|PLN|CZK|HUF|TRY|INR|BRL|MXN|HKD|SGD|ZAR|KRW"
              r"|euros?|dollars?|pounds|francs?|pesos?|pesetas?|kronor|kroner|kronur|lire|yuan|rubles?|roubles?"
+             r"|(?:ABŞ )?dolları|d[oó]lares|долар\w*|доллар\w*|евро|рубл\w*|złotych|forint"
              r"|[$€£¥₹₽]|元|万元)")
-_UNIT = r"(?:meters|metres|km|miles|feet|kg|tons|views|subscribers|likes|people|times|的?券|块|次|人|米|公里)"
+_UNIT = r"(?:meters|metres|km|miles|feet|kg|tons|views|subscribers|likes|people|times|的?券|块|次|人|米|公里|万|亿)"
 _AMOUNT_BEFORE = re.compile(_CURRENCY + r"\s?$", re.IGNORECASE)
 # a currency sign right before a digit begins the next amount: "08717890890£1.50 per msg" is a number, then a price
 _QUANTITY_AFTER = re.compile(r"\s?(?:" + _CURRENCY + "|" + _UNIT + r")(?![A-Za-z]|(?<=[$€£¥₹₽])\d)", re.IGNORECASE)
@@ -336,14 +344,14 @@ _QUANTITY_AFTER = re.compile(r"\s?(?:" + _CURRENCY + "|" + _UNIT + r")(?![A-Za-z
 _OTHER_NUMBER_BEFORE = re.compile(r"(?:order|invoice|tracking|ticket|build|version|registration|serial|account"
                                   r"|(?:customer|member|company) ?(?:no\b|number|id\b|#)|membership|reference|\bref\."
                                   r"|sku|model|patent|password|passcode|\bvat\b|\btax\b|rekening|konto|\ba/c\b|acct"
-                                  r"|timestamp|epoch|\bts\b|automerge"
+                                  r"|timestamp|epoch|\bts\b|automerge|\bnr\b"
                                   r"|passport|postcode|postal code|\bzip\b|\bupc\b|\bean\b|gtin|barcode"
                                   r"|(?<![a-z])qq|wechat|微信|企鹅|扣扣|薇信|订单|单号|编号|代码|密码|群号|型号|卡号|账号|帐号"
                                   r"|工号|会员|发票|房间|房号|用户|邮编|邮政编码|护照|(?<![a-z])u?id\b)", re.IGNORECASE)
 _MESSENGER_LABEL = re.compile(r"(?:(?<![a-z])qq|wechat|微信|企鹅|扣扣)(?:号码?)?\s?[:：]?\s?$", re.IGNORECASE)
 _MASKED_IP = re.compile(r"\d{1,3}(?:\.\d{1,3}){2}")  # 220.234.64.*: an address with its last part hidden
 # a bare digit run ("please call 3030633") is taken for a phone only right after one of these
-_CALL_WORD = re.compile(r"(?:call|phone|tel\b|tel\.|mobile|cell|fax|whatsapp|hotline|contact|电话|電話|手机|携帯|致电|传真|热线)",
+_CALL_WORD = re.compile(r"(?:call|phone|tel\b|tel\.|mobile|cell|fax|whatsapp|hotline|contact|tlf|telefon|" + _PHONE_WORDS_ELSEWHERE + "|电话|電話|手机|携帯|致电|传真|热线)",
                         re.IGNORECASE)
 OTHER_NUMBER_CHARS = 20  # how far before a candidate such a word may be
 _CN_MOBILE = re.compile(r"(?:\+?86[ \-]?)?1[3-9]\d[ \-]?\d{4}[ \-]?\d{4}")  # too phone-like to be anything else
@@ -359,6 +367,11 @@ def _is_range(candidate: str) -> bool:
     if len(low) == len(high):
         return 0 < int(high) - int(low) < 1000
     return low.endswith("0") and high.endswith("0") and int(high) > int(low)
+
+
+def _portuguese_postal_code(text: str, start: int, end: int) -> bool:
+    m = _PORTUGUESE_POSTAL_CODE.match(text, start)
+    return m is not None and m.end() == end
 
 
 def _weak_phone_accepted(text: str, start: int, end: int) -> bool:
@@ -390,7 +403,7 @@ def _is_phone(text: str, start: int, end: int, regions: tuple[str, ...], regions
         return False
     if _TEXT_TO.search(text, max(0, start - 30), start) and re.match(r"[1-9]\d{3,5}\b", candidate):
         return False  # "txt DIS to 87121 18+": an SMS short code, and an age
-    postal = _POSTAL_CODE.fullmatch(candidate) or (_JAPANESE_POSTAL_CODE.fullmatch(candidate) and (
+    postal = _POSTAL_CODE.fullmatch(candidate) or _portuguese_postal_code(text, start, end) or (_JAPANESE_POSTAL_CODE.fullmatch(candidate) and (
         text[max(0, start - 2):start].strip() == "〒" or _japanese_near(text, start, end)))
     if postal and not PHONE_CONTEXT.search(text, max(0, start - PHONE_CONTEXT_CHARS), start):
         return False  # a postal code, unless a phone word comes before it (WhatsApp 98840-0815)
@@ -449,6 +462,7 @@ _SECRET_HINTS = ("PRIVATE KEY", "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", 
 _URL_CREDENTIALS = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://([^\s/:@]+:[^\s/@]+)@(?=[^\s/@])")
 _EMAIL = re.compile(r"(?<![\w.+\-])[A-Za-z0-9](?:[A-Za-z0-9._%+\-]{0,62}[A-Za-z0-9_])?@"
                     r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w\-])", re.ASCII)  # 发到a@b.cn。
+_CUT_EMAIL = re.compile(r"(?<![\w.+\-])[A-Za-z0-9][A-Za-z0-9._%+\-]{0,62}@[a-z0-9\-]{2,63}(?=\.$)")  # a domain in lower case: not Knowledge@Wharton
 _IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]){11,30}(?![A-Za-z0-9])")
 # Patterns begin with a consumed character and check the one before it in a lookbehind that includes it:
 # Python's regex engine scans fast for a leading character class, not for a leading lookbehind (3x).
@@ -462,7 +476,8 @@ _IPV6_GATE = re.compile(r":[0-9A-Fa-f]{0,4}:")  # a quick test that begins with 
 _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})(?![\w:])")
 _WORD_START = re.compile(r"\S*$")
 _HANDLE = re.compile(r"[@#/=.:_]|x$", re.IGNORECASE)  # @s0922917350, a path or URL, x09438234092: no phone
-_GLUED_PHONE = re.compile(r"0(?:(?<=[A-Za-z]0)\d{9,12}(?!\d)|(?<![\w+]0)\d{9,12}(?=[A-Za-z]))", re.ASCII)
+_GLUED_PHONE = re.compile(r"0(?:(?<=[A-Za-z]0)(?:\d{9,12}(?!\d)|\d{2,4}(?: \d{2,4}){1,3}(?![\w\-]|[.:]\d))"
+                          r"|(?<![\w+]0)\d{9,12}(?=[A-Za-z]))", re.ASCII)  # pa0773 251 295: Shona's "at"
 # a trunk-0 number run on into the price or age after it, as SMS spam writes them: 08700621170150p, 0871212025016,
 # 087187262701.50gbp (read against the plans: the number is the part before the price)
 _PRICED_PHONE = re.compile(r"0(?<![\w+]0)\d{9,10}(?=\d{1,3}p(?:pm)?(?![a-z])|\d?\.\d\d ?gbp|1[68](?:\+| ?£|$))",
@@ -470,6 +485,7 @@ _PRICED_PHONE = re.compile(r"0(?<![\w+]0)\d{9,10}(?=\d{1,3}p(?:pm)?(?![a-z])|\d?
 _RUN_THEN_SHORT = re.compile(r"([+0]\d{9,13}) \d{1,3}")
 _AREA_CODE = re.compile(r"0\d{2,3}[\-—]")  # 027-, Chinese text's area code before a local number
 _LOCAL_NUMBER = re.compile(r"[1-9]\d{6,7}")
+_AREA_SLASH_PHONE = re.compile(r"0(?<![\w+/.]0)\d{1,4}/ ?\d{3,8}(?:[ \-]\d{2,4}){0,2}(?![\w/]|[.\-]\d)", re.ASCII)
 _SLASHED_PHONES = re.compile(r"0(?<![\w+/]0)\d{9,12}/0\d{9,12}(?![\w/])", re.ASCII)  # 07946746291/07880867867
 # North American vanity numbers in capitals, with dashes or parentheses: 1-800-FLOWERS, 215-717-FIRE (read as
 # digits against the plan; "728 KAJAANI" is a flat and a town)
@@ -519,6 +535,10 @@ class PiiDetector:
         elif entity == "EMAIL" and "@" in text:
             for m in _EMAIL.finditer(text):
                 yield m.span()
+            if text.endswith("."):  # a sentence cut at the dot before the top-level domain: "markus@hostel."
+                m = _CUT_EMAIL.search(text, max(0, len(text) - 200))
+                if m:
+                    yield m.span()
         elif entity == "IBAN":
             if not _IBAN_GATE.search(text):
                 return
@@ -539,7 +559,7 @@ class PiiDetector:
                     yield m.span()
         elif entity == "US_SSN":
             for m in _SSN.finditer(text):
-                if ssn_valid(m.group(1), m.group(3), m.group(4)):
+                if ssn_valid(m.group(1), m.group(3), m.group(4)) and not _other_number(text, m.start()):
                     yield m.span()
         elif entity == "IP_ADDRESS":
             for m in _IPV4.finditer(text):
@@ -560,6 +580,10 @@ class PiiDetector:
             for m in _PRICED_PHONE.finditer(text):
                 if _is_phone(text, *m.span(), self.phone_regions, self.phone_regions_han):
                     yield m.span()
+            if "/" in text:  # an area code and a slash, as German and Czech write them: 030/12345678, 068/5229380
+                for m in _AREA_SLASH_PHONE.finditer(text):
+                    if _is_phone(text, *m.span(), self.phone_regions, self.phone_regions_han):
+                        yield m.span()
             for m in _SLASHED_PHONES.finditer(text):
                 slash = text.index("/", m.start())
                 for span in ((m.start(), slash), (slash + 1, m.end())):

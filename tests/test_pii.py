@@ -105,6 +105,10 @@ def test_checksums_decide_and_bad_numbers_are_left_alone():
     ("звоните 8 (495) 123-45-67 сегодня", "8 (495) 123-45-67", "PHONE"),  # Russia's trunk 8
     ("card 3512 3456 7890 1236 expired", "3512 3456 7890 1236", "CREDIT_CARD"),  # JCB's 35 block
     ("Tel. +44 20 7946 0958.", "+44 20 7946 0958", "PHONE"),
+    ("Arcidiecézní charita (telefon: 068/5229380).", "068/5229380", "PHONE"),  # an area code and a slash
+    ("Ring på tlf 50459989 i dag", "50459989", "PHONE"),  # a bare run after a Danish phone word
+    ("ngaandibate pa0775 612 429.", "0775 612 429", "PHONE"),  # glued to Shona's "pa" (at)
+    ("veita Markús Einarsson, markus@hostel.", "markus@hostel", "EMAIL"),  # a sentence cut before ".is"
     ("call (415) 555-0132 ext. 12", "(415) 555-0132 ext. 12", "PHONE"),
     ("server 8.8.8.8 answered", "8.8.8.8", "IP_ADDRESS"),
     ("DNS设置为8.8.4.4即可", "8.8.4.4", "IP_ADDRESS"),
@@ -143,7 +147,10 @@ def test_what_is_not_pii():
                  "ISSN: 2283-5474", "RT @s0922917350: hi", "visit www.07781482378.com", "txt DIS to 87121 18+ only", "〒100-0001 東京都千代田区", "横浜市栄区\n セネガル 447-4243", "регистрации СМИ ЭЛ №ФС77-67790, выдано", "Molha - 89259-565 - Caixa Postal", "护照 45 19 917182 签发", "barcode 0082640073354",
                  "70 Kaarikatu 32 Apt. 728 KAJAANI", "dates 12/05/2019/2020",
                  "联系方式:QQ:2811437428或者本层", "衣服，企鹅2223298821，有的", "诚心收 90 100 110 的刀剑", "220.234.64.* 15楼",
-                 "1.4.5.8不能忍"):
+                 "1.4.5.8不能忍", "ardınca 913-919-943-cü illərdə", "xərcləri 2750546000 ABŞ dolları olub",
+                 "DAB nr.: 860-7768 - Pris", "STC: Nr. 219-05-2006 Piegāde", "Elihu Yale ( 1649 1721 ).",
+                 "Rua Sotto Mayor, 55 2710-628 Sintra", "（2700-1700万年前）地层", "Universia Knowledge@Wharton.",
+                 "телевизор 1234567 в", "ดูโทรทัศน์ 1234567 ทุกวัน"):
         assert detector.find(text) == [], text
     assert phone_valid("0688 777 97 84") and not phone_valid("12345")
 

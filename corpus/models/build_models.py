@@ -104,7 +104,9 @@ LABELLED_SOURCES = (("", "raw_web_en/docs.jsonl"), ("", "raw_web_zh/docs.jsonl")
                     ("sms-", "quality_reference/sms_spam_collection.jsonl"),
                     ("davidson-", "toxicity_en/davidson_tweets.jsonl"),
                     ("jigsaw-", "toxicity_en/jigsaw_wikipedia_comments_sample.jsonl"),
-                    ("<urn:uuid:", "raw_web_multilingual/fineweb2_ja_docs.jsonl"))
+                    ("<urn:uuid:", "raw_web_multilingual/fineweb2_ja_docs.jsonl"),
+                    ("lingua-", "raw_web_multilingual/sentences_75langs.jsonl"),
+                    ("", "quality_reference/reference_docs.jsonl"))
 # COLD's row ids repeat (one id, several comments), so a labelled COLD comment is named by a hash of its text
 COLD_FILES = ("toxicity_zh/cold_train.jsonl", "toxicity_zh/cold_dev.jsonl")
 
@@ -116,7 +118,8 @@ def cold_text_id(text: str) -> str:
 
 def raw_web_texts(data: Path, ids: set[str]) -> dict[str, str]:
     """The texts of these ids of the shared raw web documents (`raw_web_en`, `raw_web_zh`), SMS messages,
-    tweets and Wikipedia comments (`sms-`, `davidson-`, `jigsaw-`), Japanese web pages (`<urn:uuid:`), COLD's
+    tweets and Wikipedia comments (`sms-`, `davidson-`, `jigsaw-`), Japanese web pages (`<urn:uuid:`), web
+    sentences in 75 languages (`lingua-`), reference texts (Wikipedia, speeches, instructions), COLD's
     Chinese comments (`cold_text_id`) and web pages (`aeb-<file name's first 16 characters>`: the whole text of
     an article extraction benchmark page, menus and footers included, as resiliparse extracts it); all must be
     there."""
