@@ -327,7 +327,7 @@ PHONE_REGIONS = (
     "US", "CA", "GB", "IE", "AU", "NZ", "IN", "PK", "BD", "LK", "NP", "PH", "SG", "MY", "ID", "TH", "VN", "JP", "KR",
     "NG", "KE", "ZA", "EG", "DE", "AT", "CH", "FR", "BE", "NL", "ES", "PT", "IT", "MT", "GR", "CY", "DK", "SE",
     "NO", "FI", "IS", "PL", "CZ", "SK", "HU", "RO", "BG", "HR", "RS", "SI", "LT", "LV", "EE", "UA", "RU", "TR", "IL",
-    "AE", "SA", "BR", "MX", "AR", "CO", "CL", "PE", "VE")
+    "BY", "AE", "SA", "BR", "MX", "AR", "CO", "CL", "PE", "VE")
 PHONE_REGIONS_HAN = ("CN", "HK", "TW", "MO")  # ... for a number amid Chinese characters
 
 

@@ -171,6 +171,8 @@ def phone_valid(candidate: str, after_call_word: bool = False) -> bool:
     if len(groups) > 2 and len({len(g) for g in groups}) == 1 and len(groups[0]) in (3, 4) and all(
             0 < int(b) - int(a) < 100 for a, b in pairwise(groups)):
         return False  # 913-919-943: a list of years
+    if len(groups) == 2 and groups[1] == "000" and " " in body:
+        return False  # 3000 000: thousands
     if used <= {"0", "1"} or len(used) == 1 or (len(groups) > 2 and len(set(groups)) == 1) or _DECIMAL.fullmatch(body):
         return False  # 000 0000 0001: binary; 55555555555, 24 24 24 24 24: repeated; 52.373180: a coordinate
     international = _has_country_code(body) or _NANP.fullmatch(body) is not None  # 1-800-555-0199
@@ -315,10 +317,12 @@ def phone_is_weak(candidate: str) -> bool:
     return not body.startswith(("+", "0", "(")) and len(re.findall(r"\d+", body)) == 2
 
 
-# Cyrillic, Greek and Thai phone words, not their words for television (телевизор, τηλεόραση, โทรทัศน์)
-_PHONE_WORDS_ELSEWHERE = r"тел(?:\.|\b|ефон)|тэлеф|τηλ(?:\.|\b|[έε]φων)|โทร(?!ทัศน์)"
+# phone words of other languages (Danish, Latvian, Finnish, Cyrillic, Greek, Thai), not the words for television
+# (телевизор, τηλεόραση, โทรทัศน์)
+_PHONE_WORDS_ELSEWHERE = (r"tlf|t[āa]lr|puh\b|puh\.|puhelin|тел(?:\.|\b|ефон)|тэлеф|τηλ(?:\.|\b|[έε]φων)|โทร(?!ทัศน์)"
+                          r"|факс|faks")
 PHONE_CONTEXT = re.compile(r"phone|tel\b|tel\.|call|mobile|cell|fax|contact|reach|number|whatsapp|sms|text me"
-                           r"|t[ée]l[ée]phone|tel[ée]fono|telefon|handy|tlf|puh\b|puh\.|puhelin|" + _PHONE_WORDS_ELSEWHERE + "|факс|faks|电话|電話|手机|携帯|联系|致电|传真|热线|問い?合わ?せ", re.IGNORECASE)
+                           r"|t[ée]l[ée]phone|tel[ée]fono|telefon|handy|" + _PHONE_WORDS_ELSEWHERE + "|电话|電話|手机|携帯|联系|致电|传真|热线|問い?合わ?せ", re.IGNORECASE)
 PHONE_CONTEXT_CHARS = 48  # how far before a weak candidate the phone word may be
 _ADDRESS_AFTER = re.compile(r",? ?(?:[A-ZÀ-ÞΑ-Ω][\w'\-]|(?:rue|street|st|road|rd|avenue|ave|drive|lane|way|place|close|"
                             r"square|sq|blvd|boulevard|via|calle|strasse|straße)\b)")
@@ -336,7 +340,7 @@ _CURRENCY = (r"(?:USD|EUR|GBP|CHF|SEK|NOK|DKK|JPY|CNY|RMB|CAD|AUD|RUB|PLN|CZK|HU
              r"|euros?|dollars?|pounds|francs?|pesos?|pesetas?|kronor|kroner|kronur|lire|yuan|rubles?|roubles?"
              r"|(?:ABŞ )?dolları|d[oó]lares|долар\w*|доллар\w*|евро|рубл\w*|złotych|forint"
              r"|[$€£¥₹₽]|元|万元)")
-_UNIT = r"(?:meters|metres|km|miles|feet|kg|tons|views|subscribers|likes|people|times|的?券|块|次|人|米|公里|万|亿)"
+_UNIT = r"(?:meters|metres|km|miles|feet|kg|tons|views|subscribers|likes|people|times|的?券|块|次|人|米|公里|万|亿|น\.)"
 _AMOUNT_BEFORE = re.compile(_CURRENCY + r"\s?$", re.IGNORECASE)
 # a currency sign right before a digit begins the next amount: "08717890890£1.50 per msg" is a number, then a price
 _QUANTITY_AFTER = re.compile(r"\s?(?:" + _CURRENCY + "|" + _UNIT + r")(?![A-Za-z]|(?<=[$€£¥₹₽])\d)", re.IGNORECASE)
@@ -351,7 +355,7 @@ _OTHER_NUMBER_BEFORE = re.compile(r"(?:order|invoice|tracking|ticket|build|versi
 _MESSENGER_LABEL = re.compile(r"(?:(?<![a-z])qq|wechat|微信|企鹅|扣扣)(?:号码?)?\s?[:：]?\s?$", re.IGNORECASE)
 _MASKED_IP = re.compile(r"\d{1,3}(?:\.\d{1,3}){2}")  # 220.234.64.*: an address with its last part hidden
 # a bare digit run ("please call 3030633") is taken for a phone only right after one of these
-_CALL_WORD = re.compile(r"(?:call|phone|tel\b|tel\.|mobile|cell|fax|whatsapp|hotline|contact|tlf|telefon|" + _PHONE_WORDS_ELSEWHERE + "|电话|電話|手机|携帯|致电|传真|热线)",
+_CALL_WORD = re.compile(r"(?:call|phone|tel\b|tel\.|mobile|cell|fax|whatsapp|hotline|contact|telefon|" + _PHONE_WORDS_ELSEWHERE + "|电话|電話|手机|携帯|致电|传真|热线)",
                         re.IGNORECASE)
 OTHER_NUMBER_CHARS = 20  # how far before a candidate such a word may be
 _CN_MOBILE = re.compile(r"(?:\+?86[ \-]?)?1[3-9]\d[ \-]?\d{4}[ \-]?\d{4}")  # too phone-like to be anything else
@@ -496,7 +500,7 @@ _PHONE = re.compile(
     # Cyrillic word (№ФС77-67790), not a web address (www.07781482378.com)
     r"(?=[+(\d][\d()+.\-— ]{6})"  # seven phone characters at least: not "2019 was"
     r"(?:(?:\+|\b00)\d{1,3}[ .\-]?|\(\+\d{1,3}\) ?)?"  # country code: +44, 0044, (+30)
-    r"(?:\(0\)[ .\-]?|8 (?=\())?(?:\(\d{1,5}\)[ .\-]?)?"  # trunk (0) or 8, area code in parentheses
+    r"(?:\(0\)[ .\-]?|8 ?(?=\())?(?:\(\d{1,5}\)[ .\-]?)?"  # trunk (0) or 8, area code in parentheses
     r"\d{1,12}(?:[ .\-—]\d{1,10}){0,6}"  # digit groups, one separator between (an em dash in Chinese text)
     r"(?:[ ]?(?:x|ext\.?|#)[ ]?\d{1,6})?"  # extension
     r"(?!\w|[\-.:/]\d)", re.IGNORECASE | re.ASCII)
@@ -563,6 +567,8 @@ class PiiDetector:
                     yield m.span()
         elif entity == "IP_ADDRESS":
             for m in _IPV4.finditer(text):
+                if len(m.group()) == 7 and (text[m.start() - 1:m.start()] == "-" or text[m.end():m.end() + 1] in "-/"):
+                    continue  # 3.2.2.5-, C-2.1.3.1/b: a section number
                 if ip_reportable(m.group(), self.ip_private):
                     yield m.span()
             if _IPV6_GATE.search(text):
