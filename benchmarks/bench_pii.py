@@ -161,6 +161,7 @@ def print_agreement(real: list[dict], detect) -> None:
     from corpus.io import iter_records
 
     second = {r["id"]: r["spans"] for _, r in iter_records(SECOND)}
+    real = [r for r in real if r["id"] in second]  # the documents both labelled
     agreed = agreement(real, second)
     print("\nA second annotator labelled the same test part on its own (`pii_web_labels_second.jsonl`); spans "
           "both marked, and corpusloop against the second annotator's labels:\n")
