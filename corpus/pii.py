@@ -317,12 +317,12 @@ def phone_is_weak(candidate: str) -> bool:
     return not body.startswith(("+", "0", "(")) and len(re.findall(r"\d+", body)) == 2
 
 
-# phone words of other languages (Danish, Latvian, Finnish, Cyrillic, Greek, Thai), not the words for television
+# phone words of other languages (German, Danish, Latvian, Finnish, Cyrillic, Greek, Thai), not the words for television
 # (телевизор, τηλεόραση, โทรทัศน์)
-_PHONE_WORDS_ELSEWHERE = (r"tlf|t[āa]lr|puh\b|puh\.|puhelin|тел(?:\.|\b|ефон)|тэлеф|τηλ(?:\.|\b|[έε]φων)|โทร(?!ทัศน์)"
+_PHONE_WORDS_ELSEWHERE = (r"telefon|tlf|t[āa]lr|puh\b|puh\.|puhelin|тел(?:\.|\b|ефон)|тэлеф|τηλ(?:\.|\b|[έε]φων)|โทร(?!ทัศน์)"
                           r"|факс|faks")
 PHONE_CONTEXT = re.compile(r"phone|tel\b|tel\.|call|mobile|cell|fax|contact|reach|number|whatsapp|sms|text me"
-                           r"|t[ée]l[ée]phone|tel[ée]fono|telefon|handy|" + _PHONE_WORDS_ELSEWHERE + "|电话|電話|手机|携帯|联系|致电|传真|热线|問い?合わ?せ", re.IGNORECASE)
+                           r"|t[ée]l[ée]phone|tel[ée]fono|handy|" + _PHONE_WORDS_ELSEWHERE + "|电话|電話|手机|携帯|联系|致电|传真|热线|問い?合わ?せ", re.IGNORECASE)
 PHONE_CONTEXT_CHARS = 48  # how far before a weak candidate the phone word may be
 _ADDRESS_AFTER = re.compile(r",? ?(?:[A-ZÀ-ÞΑ-Ω][\w'\-]|(?:rue|street|st|road|rd|avenue|ave|drive|lane|way|place|close|"
                             r"square|sq|blvd|boulevard|via|calle|strasse|straße)\b)")
@@ -355,7 +355,7 @@ _OTHER_NUMBER_BEFORE = re.compile(r"(?:order|invoice|tracking|ticket|build|versi
 _MESSENGER_LABEL = re.compile(r"(?:(?<![a-z])qq|wechat|微信|企鹅|扣扣)(?:号码?)?\s?[:：]?\s?$", re.IGNORECASE)
 _MASKED_IP = re.compile(r"\d{1,3}(?:\.\d{1,3}){2}")  # 220.234.64.*: an address with its last part hidden
 # a bare digit run ("please call 3030633") is taken for a phone only right after one of these
-_CALL_WORD = re.compile(r"(?:call|phone|tel\b|tel\.|mobile|cell|fax|whatsapp|hotline|contact|telefon|" + _PHONE_WORDS_ELSEWHERE + "|电话|電話|手机|携帯|致电|传真|热线)",
+_CALL_WORD = re.compile(r"(?:call|phone|tel\b|tel\.|mobile|cell|fax|whatsapp|hotline|contact|" + _PHONE_WORDS_ELSEWHERE + "|电话|電話|手机|携帯|致电|传真|热线)",
                         re.IGNORECASE)
 OTHER_NUMBER_CHARS = 20  # how far before a candidate such a word may be
 _CN_MOBILE = re.compile(r"(?:\+?86[ \-]?)?1[3-9]\d[ \-]?\d{4}[ \-]?\d{4}")  # too phone-like to be anything else

@@ -99,14 +99,15 @@ def build_toxicity_zh(data: Path, out: Path) -> ClassifierReport:
     return train_classifier(train, out / "toxicity_zh.ftz", ClassifierConfig(quantize=True), heldout_examples=dev)
 
 
-# the shared files whose texts our labels refer to by id, and the id prefixes of the smaller ones
+# the shared files whose texts our labels refer to by id, and the id prefix (or prefixes) of the smaller ones
 LABELLED_SOURCES = (("", "raw_web_en/docs.jsonl"), ("", "raw_web_zh/docs.jsonl"),
                     ("sms-", "quality_reference/sms_spam_collection.jsonl"),
                     ("davidson-", "toxicity_en/davidson_tweets.jsonl"),
                     ("jigsaw-", "toxicity_en/jigsaw_wikipedia_comments_sample.jsonl"),
                     ("<urn:uuid:", "raw_web_multilingual/fineweb2_ja_docs.jsonl"),
                     ("lingua-", "raw_web_multilingual/sentences_75langs.jsonl"),
-                    ("", "quality_reference/reference_docs.jsonl"))
+                    (("wiki-", "sotu-", "inaugural-", "seed_task_", "user_oriented_task_"),
+                     "quality_reference/reference_docs.jsonl"))
 # COLD's row ids repeat (one id, several comments), so a labelled COLD comment is named by a hash of its text
 COLD_FILES = ("toxicity_zh/cold_train.jsonl", "toxicity_zh/cold_dev.jsonl")
 
