@@ -76,18 +76,21 @@ def web_records(data: Path, split: str = "test") -> list[dict]:
     return [{**r, "text": texts[r["id"]]} for r in labelled]
 
 
-LANGUAGE_GROUPS = ("en", "zh", "other")  # the tables' language column, in its order
+TEXT_GROUPS = ("en", "zh", "other", "fine-tuning en", "fine-tuning zh")  # the tables' first column, in its order
 
 
-def language_group(lang: str) -> str:
-    """English and Chinese on their own, all other languages together."""
-    return lang if lang in LANGUAGE_GROUPS else "other"
+def text_group(record: dict) -> str:
+    """Web text by language (English and Chinese on their own, all other languages together); turns of
+    fine-tuning data (`turn-` ids) apart from it."""
+    lang = record["lang"] if record["lang"] in ("en", "zh") else "other"
+    return f"fine-tuning {lang}" if record["id"].startswith("turn-") else lang
 
 
 def overlap(a, b) -> int:
     return max(0, min(a[1], b[1]) - max(a[0], b[0]))
 
 
+NO_PII = "eval_benchmarks/en/gsm8k_test.jsonl"  # held out: the train part is where the arithmetic rule was found
 SECOND = ROOT / "benchmarks" / "data" / "pii_web_labels_second.jsonl"
 
 
@@ -99,10 +102,10 @@ def agreement(first: list[dict], second: dict[str, list[dict]]) -> Counter:
     counts = Counter()
     for r in first:
         for a in r["spans"]:
-            counts[language_group(r["lang"]), a["label"], "both" if any(same(a, b) for b in second[r["id"]]) else "first only"] += 1
+            counts[text_group(r), a["label"], "both" if any(same(a, b) for b in second[r["id"]]) else "first only"] += 1
         for b in second[r["id"]]:
             if not any(same(a, b) for a in r["spans"]):
-                counts[language_group(r["lang"]), b["label"], "second only"] += 1
+                counts[text_group(r), b["label"], "second only"] += 1
     return counts
 
 
@@ -165,13 +168,13 @@ def print_agreement(real: list[dict], detect) -> None:
     agreed = agreement(real, second)
     print("\nA second annotator labelled the same test part on its own (`pii_web_labels_second.jsonl`); spans "
           "both marked, and corpusloop against the second annotator's labels:\n")
-    print("| language | entity | both | first only | second only | corpusloop precision | recall |")
+    print("| text | entity | both | first only | second only | corpusloop precision | recall |")
     print("|---|---|---:|---:|---:|---:|---:|")
-    for lang, label in sorted({(lang, label) for lang, label, _ in agreed}, key=lambda k: (LANGUAGE_GROUPS.index(k[0]), k[1])):
-        part = [{**r, "spans": second[r["id"]]} for r in real if language_group(r["lang"]) == lang]
+    for group, label in sorted({(group, label) for group, label, _ in agreed}, key=lambda k: (TEXT_GROUPS.index(k[0]), k[1])):
+        part = [{**r, "spans": second[r["id"]]} for r in real if text_group(r) == group]
         p, r, _ = evaluate(detect, part)[WEB_LABELS.get(label, label)]
-        print(f"| {lang} | {label} | {agreed[lang, label, 'both']} | {agreed[lang, label, 'first only']} | "
-              f"{agreed[lang, label, 'second only']} | {p:.3f} | {r:.3f} |")
+        print(f"| {group} | {label} | {agreed[group, label, 'both']} | {agreed[group, label, 'first only']} | "
+              f"{agreed[group, label, 'second only']} | {p:.3f} | {r:.3f} |")
 
 
 SPEED_ROUNDS = 3  # each method's best of three passes
@@ -218,12 +221,12 @@ def main() -> None:
             print(f"| {t} | {name} | {p:.3f} | {r:.3f} | {f1:.3f} | {results[name]['dev'][t][2]:.3f} |")
 
     real = web_records(args.data, args.web_split)
-    print(f"\nReal web text, labelled by us ({len(real)} documents: the {args.web_split} part of "
+    print(f"\nReal web text and fine-tuning data, labelled by us ({len(real)} documents: the {args.web_split} part of "
           f"`benchmarks/data/pii_web_labels.jsonl`); types with gold spans or detections:\n")
-    print("| language | entity | gold | method | detected | precision | recall | F1 | precision 95% | recall 95% |")
+    print("| text | entity | gold | method | detected | precision | recall | F1 | precision 95% | recall 95% |")
     print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|")
-    for lang in sorted({language_group(r["lang"]) for r in real}, key=LANGUAGE_GROUPS.index):
-        part = [r for r in real if language_group(r["lang"]) == lang]
+    for group in sorted({text_group(r) for r in real}, key=TEXT_GROUPS.index):
+        part = [r for r in real if text_group(r) == group]
         for name, detect in detectors.items():
             tallies = tally(detect, part)
             total = sum(tallies, Counter())
@@ -233,11 +236,20 @@ def main() -> None:
                     p, r, f1 = scores(total, t)
                     (p_low, p_high), (r_low, r_high) = bootstrap(tallies, t)
                     interval = lambda low, high: "-" if low != low else f"{low:.2f}-{high:.2f}"  # nan: no figure
-                    print(f"| {lang} | {t} | {gold} | {name} | {predicted} | {p:.3f} | {r:.3f} | {f1:.3f} | "
+                    print(f"| {group} | {t} | {gold} | {name} | {predicted} | {p:.3f} | {r:.3f} | {f1:.3f} | "
                           f"{interval(p_low, p_high)} | {interval(r_low, r_high)} |")
 
     if args.web_split == "test":
         print_agreement(real, detectors["corpusloop"])
+
+    problems = [(r["question"], r["answer"]) for r in load(args.data / NO_PII)]
+    print(f"\nText with no personal data: the {len(problems):,} maths word problems and worked answers of "
+          f"`{NO_PII}` (its `<<48/2=24>>` sums included); every detection is a wrong one:\n")
+    print("| method | detections | problems with one |")
+    print("|---|---:|---:|")
+    for name, detect in detectors.items():
+        found = [sum(len(detect(text)) for text in problem) for problem in problems]
+        print(f"| {name} | {sum(found)} | {sum(n > 0 for n in found)} |")
 
     web_mb = sum(len(t.encode("utf-8")) for t in web) / 1e6
     test_mb = sum(len(r["text"].encode("utf-8")) for r in test) / 1e6

@@ -187,6 +187,8 @@ def phone_valid(candidate: str, after_call_word: bool = False) -> bool:
                 or after_call_word)
     if "." in body and "(" not in body and all(len(g) == 3 for g in groups[1:]) and len(groups[0]) <= 3:
         return False  # 12.345.678: a number with grouped thousands
+    if len(groups) == 2 and body.count(".") == 1 and body.replace(".", "").isdigit() and not after_call_word:
+        return False  # 300.5849 gallons, 1380384.27: a decimal, unless a call word comes before it
     if not international and len(groups) == 2 and all(len(g) == 4 for g in groups) and (
             all(g.startswith(("19", "20")) for g in groups) or 1000 <= int(groups[0]) < int(groups[1]) < min(
             2100, int(groups[0]) + 150)):
@@ -327,8 +329,11 @@ PHONE_CONTEXT_CHARS = 48  # how far before a weak candidate the phone word may b
 _ADDRESS_AFTER = re.compile(r",? ?(?:[A-ZÀ-ÞΑ-Ω][\w'\-]|(?:rue|street|st|road|rd|avenue|ave|drive|lane|way|place|close|"
                             r"square|sq|blvd|boulevard|via|calle|strasse|straße)\b)")
 _ADDRESS_BEFORE = re.compile(r"(?:apt|apartment|suite|unit|no|flat|room|house|lives at|address:?)\.?\s*$", re.IGNORECASE)
-# statute and section numbers (§ 44-12-236, Section 99-35-115), identifiers and page ranges are not phones
-_REFERENCE_BEFORE = re.compile(r"(?:§|section|sec\.|art\.|article|chapter|isbn|issn|doi|pp?\.):?\s*$", re.IGNORECASE)
+# statute and section numbers (§ 44-12-236, Section 99-35-115, Tenn. Code Ann. 39-17-1351), identifiers and page ranges are not phones
+_REFERENCE_BEFORE = re.compile(r"(?:§|section|sec\.|art\.|article|chapter|code ann\.|u\.s\.c\.|c\.f\.r\.|isbn|issn|doi"
+                               r"|pp?\.):?\s*$", re.IGNORECASE)
+# a term of a sum: "2250-1800=$<<2250-1800=450>>450", "5200-80-80*3=4880" (maths in fine-tuning data)
+_ARITHMETIC_AFTER = re.compile(r"\s?(?:[=×÷]|\*\s?\d)")
 _TEXT_TO = re.compile(r"\b(?:txt|text|send|reply)\b \S+ to $", re.IGNORECASE)
 _POSTAL_CODE = re.compile(r"\d{5}-\d{3,4}")  # a US ZIP+4 (90210-4321), a Brazilian CEP (89259-565)
 _JAPANESE_POSTAL_CODE = re.compile(r"\d{3}-\d{4}")  # 〒100-0001, or any such number amid Japanese text
@@ -400,7 +405,7 @@ def _is_phone(text: str, start: int, end: int, regions: tuple[str, ...], regions
     if (not (abroad or phone_valid(candidate, call_word)) or _is_range(candidate)
             or (_ADDRESS_BEFORE.search(text, before, start) and not call_word and len(re.sub(r"\D", "", candidate)) < 10)
             or _REFERENCE_BEFORE.search(text, before, start) or _AMOUNT_BEFORE.search(text, before, start)
-            or _QUANTITY_AFTER.match(text, end) or (_other_number(text, start) and not _CN_MOBILE.fullmatch(candidate))
+            or _QUANTITY_AFTER.match(text, end) or _ARITHMETIC_AFTER.match(text, end) or (_other_number(text, start) and not _CN_MOBILE.fullmatch(candidate))
             or (text.startswith((".*", ".x"), end) and _MASKED_IP.fullmatch(candidate))):
         return False  # "Apt. 722 20 40": the number of a flat; "§ 44-12-236": a statute; "40 000 000 SEK"
     if phone_is_weak(candidate) and not _weak_phone_accepted(text, start, end):
@@ -477,6 +482,7 @@ _SSN = re.compile(r"(\d{3})(?<![\w\-]\d{3})([\- ])(\d{2})\2(\d{4})(?![\w\-])", r
 _IPV4 = re.compile(r"\d(?<![\w.]\d)\d{0,2}\.(?:\d{1,3}\.){2}\d{1,3}(?![\w]|\.\d)", re.ASCII)
 _IBAN_GATE = re.compile(r"\d\d(?<=[A-Za-z]{2}\d\d)")  # two letters then two digits somewhere
 _IPV6_GATE = re.compile(r":[0-9A-Fa-f]{0,4}:")  # a quick test that begins with a plain character
+_SLICE_BEFORE = re.compile(r"[\w)\]]\[$")  # an index right after a name: not [::1] in a URL
 _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})(?![\w:])")
 _WORD_START = re.compile(r"\S*$")
 _HANDLE = re.compile(r"[@#/=.:_]|x$", re.IGNORECASE)  # @s0922917350, a path or URL, x09438234092: no phone
@@ -573,6 +579,8 @@ class PiiDetector:
                     yield m.span()
             if _IPV6_GATE.search(text):
                 for m in _IPV6.finditer(text):
+                    if _SLICE_BEFORE.search(text, max(0, m.start() - 2), m.start()) and text.startswith("]", m.end()):
+                        continue  # l[::3], odds = l[1::2]: a slice of a list in code
                     if m.group().count(":") >= 2 and ip_reportable(m.group(), self.ip_private):
                         yield m.span()
         elif entity == "PHONE":

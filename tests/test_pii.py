@@ -113,6 +113,8 @@ def test_checksums_decide_and_bad_numbers_are_left_alone():
     ("server 8.8.8.8 answered", "8.8.8.8", "IP_ADDRESS"),
     ("DNS设置为8.8.4.4即可", "8.8.4.4", "IP_ADDRESS"),
     ("v6 2001:4860:4860::8888 too", "2001:4860:4860::8888", "IP_ADDRESS"),
+    ("ask http://[2606:4700::1111]:8080/ first", "2606:4700::1111", "IP_ADDRESS"),  # brackets of a URL, not a slice
+    ("call 555.1234 tonight", "555.1234", "PHONE"),  # a decimal's shape, after a call word
     ("git clone https://bob:hunter2@git.example.com/x.git", "bob:hunter2", "URL_CREDENTIALS"),
     ("export KEY=AKIAIOSFODNN7EXAMPLE", "AKIAIOSFODNN7EXAMPLE", "SECRET"),
     ("token ghp_" + "a1B2" * 9 + " leaked", "ghp_" + "a1B2" * 9, "SECRET"),
@@ -150,7 +152,10 @@ def test_what_is_not_pii():
                  "1.4.5.8不能忍", "ardınca 913-919-943-cü illərdə", "xərcləri 2750546000 ABŞ dolları olub",
                  "DAB nr.: 860-7768 - Pris", "STC: Nr. 219-05-2006 Piegāde", "Elihu Yale ( 1649 1721 ).",
                  "Rua Sotto Mayor, 55 2710-628 Sintra", "（2700-1700万年前）地层", "Universia Knowledge@Wharton.",
-                 "телевизор 1234567 в", "ดูโทรทัศน์ 1234567 ทุกวัน"):
+                 "телевизор 1234567 в", "ดูโทรทัศน์ 1234567 ทุกวัน",
+                 "charged 2250-1800=$<<2250-1800=450>>450", "left is 350000-210000 = <<350000-210000=140000>>",
+                 "5200-80-80*3=4880", "sold 300.5849 gallons", "odds = l[1::2]", "l[::3] = sorted(l)",
+                 "per Tenn. Code Ann. 39-17-1351 r.(1)"):
         assert detector.find(text) == [], text
     assert phone_valid("0688 777 97 84") and not phone_valid("12345")
 

@@ -34,6 +34,7 @@ from corpus.classifier import (
     roc_auc,
     train_classifier,
 )
+from corpus.finetune.formats import detect, turns
 from corpus.io import iter_jsonl
 
 HERE = Path(__file__).resolve().parent
@@ -108,6 +109,12 @@ LABELLED_SOURCES = (("", "raw_web_en/docs.jsonl"), ("", "raw_web_zh/docs.jsonl")
                     ("lingua-", "raw_web_multilingual/sentences_75langs.jsonl"),
                     (("wiki-", "sotu-", "inaugural-", "seed_task_", "user_oriented_task_"),
                      "quality_reference/reference_docs.jsonl"))
+# fine-tuning data, one labelled document per turn (`corpus.finetune.formats.turns`), named by `turn_id`
+FINETUNE_FILES = ("sft/alpaca_en_gpt4_llamafactory.jsonl", "sft/alpaca_zh_gpt4_llamafactory.jsonl",
+                  "sft/self_instruct_human_written.jsonl", "preference/dpo_en_llamafactory.jsonl",
+                  "preference/dpo_zh_llamafactory.jsonl", "preference/kto_en_llamafactory.jsonl",
+                  "preference/hh_rlhf_harmless_base.jsonl", "tool_calling/glaive_toolcall_en.jsonl",
+                  "tool_calling/glaive_toolcall_zh.jsonl")
 # COLD's row ids repeat (one id, several comments), so a labelled COLD comment is named by a hash of its text
 COLD_FILES = ("toxicity_zh/cold_train.jsonl", "toxicity_zh/cold_dev.jsonl")
 
@@ -117,11 +124,16 @@ def cold_text_id(text: str) -> str:
     return "cold-" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def turn_id(path: str, line: int, turn: int) -> str:
+    """The name of one turn of a fine-tuning file in our labels: `turn-<file stem>-<line>-<turn index>`."""
+    return f"turn-{Path(path).name.removesuffix('.jsonl')}-{line}-{turn}"
+
+
 def raw_web_texts(data: Path, ids: set[str]) -> dict[str, str]:
     """The texts of these ids of the shared raw web documents (`raw_web_en`, `raw_web_zh`), SMS messages,
     tweets and Wikipedia comments (`sms-`, `davidson-`, `jigsaw-`), Japanese web pages (`<urn:uuid:`), web
     sentences in 75 languages (`lingua-`), reference texts (Wikipedia, speeches, instructions), COLD's
-    Chinese comments (`cold_text_id`) and web pages (`aeb-<file name's first 16 characters>`: the whole text of
+    Chinese comments (`cold_text_id`), turns of fine-tuning data (`turn_id`) and web pages (`aeb-<file name's first 16 characters>`: the whole text of
     an article extraction benchmark page, menus and footers included, as resiliparse extracts it); all must be
     there."""
     texts = {}
@@ -136,6 +148,12 @@ def raw_web_texts(data: Path, ids: set[str]) -> dict[str, str]:
             for _, r in iter_jsonl(data / path):
                 if (name := cold_text_id(r["text"])) in ids:
                     texts[name] = r["text"]
+    for path in FINETUNE_FILES:
+        if any(i.startswith(f"turn-{Path(path).name.removesuffix('.jsonl')}-") for i in ids):
+            for line, r in iter_jsonl(data / path):
+                for k, turn in enumerate(turns(r, detect(r))):
+                    if (name := turn_id(path, line, k)) in ids:
+                        texts[name] = turn.text
     pages = data / "web_html" / "article_extraction_benchmark" / "html"
     for page_id in sorted(i for i in ids if i.startswith("aeb-")):
         for path in pages.glob(page_id.removeprefix("aeb-") + "*.html.gz"):
