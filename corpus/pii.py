@@ -332,8 +332,20 @@ _ADDRESS_BEFORE = re.compile(r"(?:apt|apartment|suite|unit|no|flat|room|house|li
 # statute and section numbers (§ 44-12-236, Section 99-35-115, Tenn. Code Ann. 39-17-1351), identifiers and page ranges are not phones
 _REFERENCE_BEFORE = re.compile(r"(?:§|section|sec\.|art\.|article|chapter|code ann\.|u\.s\.c\.|c\.f\.r\.|isbn|issn|doi"
                                r"|pp?\.):?\s*$", re.IGNORECASE)
-# a term of a sum: "2250-1800=$<<2250-1800=450>>450", "5200-80-80*3=4880" (maths in fine-tuning data)
-_ARITHMETIC_AFTER = re.compile(r"\s?(?:[=×÷]|\*\s?\d)")
+# a term or the result of a sum, as maths in fine-tuning data writes them: "2250-1800=$<<2250-1800=450>>450",
+# "5200-80-80*3=4880", "= 3600000000000 + 62426244000 + ...", "94962 × 4694 = 43957319824", "the result of
+# 512088 × 137872 is 7105356608", "What is the result of 660-549695?"
+_ARITHMETIC_AFTER = re.compile(r"\s?(?:[=×÷]|\*\s?\d)|\s\+\s\d")
+_ARITHMETIC_BEFORE = re.compile(r"(?:[\d)]\s?[=+×*÷]|\b(?:result|sum|product|difference|quotient)\b.{0,30}\b(?:of|is|equals)"
+                                r":?|\bequals)\s*$", re.IGNORECASE | re.DOTALL)
+_DOI = re.compile(r"\b10\.\d{4,9}/\S*$")  # inside a DOI: 10.1053/j.ajkd.2010.06.011
+
+
+def in_arithmetic(text: str, start: int, end: int) -> bool:
+    """Whether the number text[start:end] is a term or the result of a sum (checked before phone numbers and
+    payment cards: a sum's result may pass the Luhn check)."""
+    return (_ARITHMETIC_AFTER.match(text, end) is not None
+            or _ARITHMETIC_BEFORE.search(text, max(0, start - 48), start) is not None)
 _TEXT_TO = re.compile(r"\b(?:txt|text|send|reply)\b \S+ to $", re.IGNORECASE)
 _POSTAL_CODE = re.compile(r"\d{5}-\d{3,4}")  # a US ZIP+4 (90210-4321), a Brazilian CEP (89259-565)
 _JAPANESE_POSTAL_CODE = re.compile(r"\d{3}-\d{4}")  # 〒100-0001, or any such number amid Japanese text
@@ -405,7 +417,8 @@ def _is_phone(text: str, start: int, end: int, regions: tuple[str, ...], regions
     if (not (abroad or phone_valid(candidate, call_word)) or _is_range(candidate)
             or (_ADDRESS_BEFORE.search(text, before, start) and not call_word and len(re.sub(r"\D", "", candidate)) < 10)
             or _REFERENCE_BEFORE.search(text, before, start) or _AMOUNT_BEFORE.search(text, before, start)
-            or _QUANTITY_AFTER.match(text, end) or _ARITHMETIC_AFTER.match(text, end) or (_other_number(text, start) and not _CN_MOBILE.fullmatch(candidate))
+            or _QUANTITY_AFTER.match(text, end) or in_arithmetic(text, start, end)
+            or _DOI.search(text, max(0, start - 40), start) or (_other_number(text, start) and not _CN_MOBILE.fullmatch(candidate))
             or (text.startswith((".*", ".x"), end) and _MASKED_IP.fullmatch(candidate))):
         return False  # "Apt. 722 20 40": the number of a flat; "§ 44-12-236": a statute; "40 000 000 SEK"
     if phone_is_weak(candidate) and not _weak_phone_accepted(text, start, end):
@@ -469,8 +482,11 @@ _SECRET = re.compile(
 )
 _SECRET_HINTS = ("PRIVATE KEY", "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "xox", "AIza", "k_live_", "k_test_", "sk-", "hf_", "eyJ")
 _URL_CREDENTIALS = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://([^\s/:@]+:[^\s/@]+)@(?=[^\s/@])")
-_EMAIL = re.compile(r"(?<![\w.+\-])[A-Za-z0-9](?:[A-Za-z0-9._%+\-]{0,62}[A-Za-z0-9_])?@"
+_EMAIL = re.compile(r"(?<![\w.+\-])[A-Za-z0-9](?:[A-Za-z0-9._%+\-]{0,62}[A-Za-z0-9_%+\-])?@"
                     r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w\-])", re.ASCII)  # 发到a@b.cn。
+# an address in other letters (约翰·多伊@example.com, 老板@公司.com), where a quote, bracket, space or colon shows
+# where it begins: amid Chinese text with nothing between, the words before would run into it
+_UNICODE_EMAIL = re.compile(r"(?:(?<=[\"'<(\[\s,:：])|^)[^\W\d_][\w·.\-]{0,62}@(?:[\w\-]{1,63}\.)+[A-Za-z]{2,24}(?![\w\-])")
 _CUT_EMAIL = re.compile(r"(?<![\w.+\-])[A-Za-z0-9][A-Za-z0-9._%+\-]{0,62}@[a-z0-9\-]{2,63}(?=\.$)")  # a domain in lower case: not Knowledge@Wharton
 _IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]){11,30}(?![A-Za-z0-9])")
 # Patterns begin with a consumed character and check the one before it in a lookbehind that includes it:
@@ -545,6 +561,10 @@ class PiiDetector:
         elif entity == "EMAIL" and "@" in text:
             for m in _EMAIL.finditer(text):
                 yield m.span()
+            if not text.isascii():
+                for m in _UNICODE_EMAIL.finditer(text):
+                    if not m.group().isascii():
+                        yield m.span()
             if text.endswith("."):  # a sentence cut at the dot before the top-level domain: "markus@hostel."
                 m = _CUT_EMAIL.search(text, max(0, len(text) - 200))
                 if m:
@@ -565,7 +585,7 @@ class PiiDetector:
                     yield m.span()
         elif entity == "CREDIT_CARD":
             for m in _CARD.finditer(text):
-                if card_valid(re.sub(r"[ \-]", "", m.group())):
+                if card_valid(re.sub(r"[ \-]", "", m.group())) and not in_arithmetic(text, *m.span()):
                     yield m.span()
         elif entity == "US_SSN":
             for m in _SSN.finditer(text):
