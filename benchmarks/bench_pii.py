@@ -4,13 +4,14 @@ same texts.
     .venv/bin/python benchmarks/bench_pii.py [--data DIR] [--web-docs 2000] [--test FILE] [--phone-regions US,GB]
         [--web-split dev]
 
-Quality, on two labelled sets: precision, recall and F1 per entity type on Presidio's labelled synthetic sentences
+Quality, on three labelled sets: precision, recall and F1 per entity type on Presidio's labelled synthetic sentences
 (`pii_labelled/presidio_synth_v2.jsonl`; corpusloop's detectors were developed on the other Presidio file,
 `presidio_generated_large`, shown as "dev"). A detected span is correct when it has the gold span's type
 and covers at least half of it (and half of itself is inside it); private IP addresses count as PII, as the
-labels do. And on the test part of real English and Chinese web text we labelled
-(`benchmarks/data/pii_web_labels.jsonl`, see `benchmarks/data/README.md`; only the shown excerpts count), with
-95% bootstrap intervals over its documents. Speed: documents per second and MB per second on one core, on the
+labels do. And on the test part of the real web text (English, Chinese, 69 other languages) and turns of
+fine-tuning data we labelled (`benchmarks/data/pii_web_labels.jsonl`, see `benchmarks/data/README.md`; only the
+shown excerpts count), with 95% bootstrap intervals over its documents; and on GSM8K's test part, maths with
+no personal data, where every detection is a wrong one. Speed: documents per second and MB per second on one core, on the
 labelled sentences and on real raw English web documents (`raw_web_en`), each method's best of three passes,
 the methods taking turns.
 
@@ -67,7 +68,8 @@ WEB_LABELS = {"EMAIL": "EMAIL_ADDRESS", "PHONE": "PHONE_NUMBER", "IBAN": "IBAN_C
 
 
 def web_records(data: Path, split: str = "test") -> list[dict]:
-    """One part of our labelled real web text, with the texts read from the shared data by id."""
+    """One part of our labelled real web text and fine-tuning turns, with the texts read from the shared data
+    by id."""
     from corpus.io import iter_records
     from corpus.models.build_models import raw_web_texts
 

@@ -339,13 +339,6 @@ _ARITHMETIC_AFTER = re.compile(r"\s?(?:[=×÷]|\*\s?\d)|\s\+\s\d")
 _ARITHMETIC_BEFORE = re.compile(r"(?:[\d)]\s?[=+×*÷]|\b(?:result|sum|product|difference|quotient)\b.{0,30}\b(?:of|is|equals)"
                                 r":?|\bequals)\s*$", re.IGNORECASE | re.DOTALL)
 _DOI = re.compile(r"\b10\.\d{4,9}/\S*$")  # inside a DOI: 10.1053/j.ajkd.2010.06.011
-
-
-def in_arithmetic(text: str, start: int, end: int) -> bool:
-    """Whether the number text[start:end] is a term or the result of a sum (checked before phone numbers and
-    payment cards: a sum's result may pass the Luhn check)."""
-    return (_ARITHMETIC_AFTER.match(text, end) is not None
-            or _ARITHMETIC_BEFORE.search(text, max(0, start - 48), start) is not None)
 _TEXT_TO = re.compile(r"\b(?:txt|text|send|reply)\b \S+ to $", re.IGNORECASE)
 _POSTAL_CODE = re.compile(r"\d{5}-\d{3,4}")  # a US ZIP+4 (90210-4321), a Brazilian CEP (89259-565)
 _JAPANESE_POSTAL_CODE = re.compile(r"\d{3}-\d{4}")  # 〒100-0001, or any such number amid Japanese text
@@ -376,6 +369,13 @@ _CALL_WORD = re.compile(r"(?:call|phone|tel\b|tel\.|mobile|cell|fax|whatsapp|hot
                         re.IGNORECASE)
 OTHER_NUMBER_CHARS = 20  # how far before a candidate such a word may be
 _CN_MOBILE = re.compile(r"(?:\+?86[ \-]?)?1[3-9]\d[ \-]?\d{4}[ \-]?\d{4}")  # too phone-like to be anything else
+
+
+def in_arithmetic(text: str, start: int, end: int) -> bool:
+    """Whether the number text[start:end] is a term or the result of a sum (checked before phone numbers and
+    payment cards: a sum's result may pass the Luhn check)."""
+    return (_ARITHMETIC_AFTER.match(text, end) is not None
+            or _ARITHMETIC_BEFORE.search(text, max(0, start - 48), start) is not None)
 
 
 def _is_range(candidate: str) -> bool:

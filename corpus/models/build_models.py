@@ -124,18 +124,22 @@ def cold_text_id(text: str) -> str:
     return "cold-" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _turn_prefix(path: str) -> str:
+    return f"turn-{Path(path).name.removesuffix('.jsonl')}-"
+
+
 def turn_id(path: str, line: int, turn: int) -> str:
     """The name of one turn of a fine-tuning file in our labels: `turn-<file stem>-<line>-<turn index>`."""
-    return f"turn-{Path(path).name.removesuffix('.jsonl')}-{line}-{turn}"
+    return f"{_turn_prefix(path)}{line}-{turn}"
 
 
 def raw_web_texts(data: Path, ids: set[str]) -> dict[str, str]:
     """The texts of these ids of the shared raw web documents (`raw_web_en`, `raw_web_zh`), SMS messages,
     tweets and Wikipedia comments (`sms-`, `davidson-`, `jigsaw-`), Japanese web pages (`<urn:uuid:`), web
     sentences in 75 languages (`lingua-`), reference texts (Wikipedia, speeches, instructions), COLD's
-    Chinese comments (`cold_text_id`), turns of fine-tuning data (`turn_id`) and web pages (`aeb-<file name's first 16 characters>`: the whole text of
-    an article extraction benchmark page, menus and footers included, as resiliparse extracts it); all must be
-    there."""
+    Chinese comments (`cold_text_id`), turns of fine-tuning data (`turn_id`) and web pages (`aeb-<file name's
+    first 16 characters>`: the whole text of an article extraction benchmark page, menus and footers included,
+    as resiliparse extracts it); all must be there."""
     texts = {}
     for prefix, path in LABELLED_SOURCES:
         if prefix and not any(i.startswith(prefix) for i in ids):
@@ -149,7 +153,7 @@ def raw_web_texts(data: Path, ids: set[str]) -> dict[str, str]:
                 if (name := cold_text_id(r["text"])) in ids:
                     texts[name] = r["text"]
     for path in FINETUNE_FILES:
-        if any(i.startswith(f"turn-{Path(path).name.removesuffix('.jsonl')}-") for i in ids):
+        if any(i.startswith(_turn_prefix(path)) for i in ids):
             for line, r in iter_jsonl(data / path):
                 for k, turn in enumerate(turns(r, detect(r))):
                     if (name := turn_id(path, line, k)) in ids:
