@@ -45,7 +45,7 @@ def corpusloop_detector(phone_regions: tuple[str, ...] | None = None):
 
     detector = PiiDetector(ip_private=True, phone_regions=phone_regions or PHONE_REGIONS)
     back = {ours: gold for gold, (ours, _) in TYPES.items()}
-    return lambda text: [(s.start, s.end, back.get(s.entity, s.entity)) for s in detector.find(text)]
+    return lambda text, lang=None: [(s.start, s.end, back.get(s.entity, s.entity)) for s in detector.find(text, lang)]
 
 
 def presidio_detector():
@@ -59,8 +59,8 @@ def presidio_detector():
                             supported_languages=["en"])
     entities = [p for _, p in TYPES.values()]
     back = {p: gold for gold, (_, p) in TYPES.items()}
-    return lambda text: [(r.start, r.end, back[r.entity_type])
-                         for r in engine.analyze(text=text, language="en", entities=entities)]
+    return lambda text, lang=None: [(r.start, r.end, back[r.entity_type])
+                                    for r in engine.analyze(text=text, language="en", entities=entities)]
 
 
 WEB = ROOT / "benchmarks" / "data" / "pii_web_labels.jsonl"
@@ -69,13 +69,18 @@ WEB_LABELS = {"EMAIL": "EMAIL_ADDRESS", "PHONE": "PHONE_NUMBER", "IBAN": "IBAN_C
 
 def web_records(data: Path, split: str = "test") -> list[dict]:
     """One part of our labelled real web text and fine-tuning turns, with the texts read from the shared data
-    by id."""
+    by id, and each text's language as the pii step takes it from `corpus clean`'s langid step (`langid`)."""
+    from corpus.config import LangIdConfig
     from corpus.io import iter_records
+    from corpus.langid import LanguageIdentifier
     from corpus.models.build_models import raw_web_texts
+    from corpus.pii import plan_language
 
     labelled = [r for _, r in iter_records(WEB) if r["split"] == split]
     texts = raw_web_texts(data, {r["id"] for r in labelled})
-    return [{**r, "text": texts[r["id"]]} for r in labelled]
+    langid = LanguageIdentifier(LangIdConfig(), ROOT / ".cache" / "bench_pii")  # predict() alone writes nothing
+    labels = {i: dict(zip(("lang", "score"), langid.predict(text), strict=True)) for i, text in texts.items()}
+    return [{**r, "text": texts[r["id"]], "langid": plan_language(labels[r["id"]])} for r in labelled]
 
 
 TEXT_GROUPS = ("en", "zh", "other", "fine-tuning en", "fine-tuning zh")  # the tables' first column, in its order
@@ -116,7 +121,7 @@ def tally(detect, records: list[dict]) -> list[Counter]:
     only there: detections outside them are not counted."""
     tallies = []
     for r in records:
-        pred = detect(r["text"])
+        pred = detect(r["text"], r.get("langid"))
         if "windows" in r:
             pred = [p for p in pred if any(overlap(p, w) for w in r["windows"])]
         gold = [(s["start"], s["end"], WEB_LABELS.get(s["label"], s["label"])) for s in r["spans"]]

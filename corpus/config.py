@@ -343,6 +343,9 @@ class PiiConfig(_Section):
                                      description="numbering plans of phone numbers without a country code")
     phone_regions_han: list[str] = Field(default_factory=lambda: list(PHONE_REGIONS_HAN),
                                          description="the same, for numbers amid Chinese text")
+    phone_regions_by_language: bool = Field(
+        True, description="a document that langid found in a language other than English or Chinese: check its "
+                          "national numbers against the plans of the countries where that language is spoken instead")
 
     @field_validator("phone_regions", "phone_regions_han", mode="before")
     @classmethod

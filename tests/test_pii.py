@@ -4,6 +4,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from datatrove.data import Document
 
 from conftest import read_jsonl
 from corpus.config import ConfigError, PiiConfig, load_config
@@ -13,9 +14,11 @@ from corpus.pii import (
     card_valid,
     cn_id_valid,
     iban_valid,
+    language_regions,
     luhn_valid,
     phone_in_plan,
     phone_valid,
+    plan_language,
 )
 from corpus.pipeline import clean
 
@@ -120,6 +123,13 @@ def test_checksums_decide_and_bad_numbers_are_left_alone():
     ("git clone https://bob:hunter2@git.example.com/x.git", "bob:hunter2", "URL_CREDENTIALS"),
     ("export KEY=AKIAIOSFODNN7EXAMPLE", "AKIAIOSFODNN7EXAMPLE", "SECRET"),
     ("token ghp_" + "a1B2" * 9 + " leaked", "ghp_" + "a1B2" * 9, "SECRET"),
+    ("plate GNA906, call APD Dispatch on 911.", "911", "PHONE"),  # an emergency number, called
+    ("па тэлефоне 102. Андрэй", "102", "PHONE"),  # ... by a Belarusian phone word
+    ('"phone_number": "123 - 456 - 7890",', "123 - 456 - 7890", "PHONE"),  # spaced dashes after a phone word
+    ("Free txt 44 7801259231, Do you", "44 7801259231", "PHONE"),  # a country code without its +, a space
+    ("mera number hai 9506352935 and", "9506352935", "PHONE"),  # a bare run that is someone's number
+    ("京东4006065500售后", "4006065500", "PHONE"),  # amid Chinese characters a bare run in the plan is one
+    ("Liên hệ điện thoại 9042689330 gặp", "9042689330", "PHONE"),  # a bare run after a Vietnamese phone word
 ])
 def test_each_entity_type(text: str, value: str, entity: str):
     spans = PiiDetector().find(text)
@@ -160,7 +170,11 @@ def test_what_is_not_pii():
                  "per Tenn. Code Ann. 39-17-1351 r.(1)", "= 3600000000000 + 62426244000 + 198472480000",
                  "94962 × 4694 = 43957319824.", "Thus, the result of 512088 × 137872 is 7105356608.",
                  "What is the result of 660-549695?", "doi:10.1053/j.ajkd.2010.06.011",
-                 "256626720691 + 1646615806005 =\n\nThe result is:\n\n4212883012996"):
+                 "256626720691 + 1646615806005 =\n\nThe result is:\n\n4212883012996",
+                 "Here is a random 10-digit number: 4829301756.", "The answer is 6227020800.",  # no phone word
+                 "id 42c46e28baf0fc617a07419286178c0a\nWhat", "X-Varnish: 1358167628 Age: 0",  # a hash, a header
+                 "assert candidate('03-32-2011') == False", "The phone bill is 150*4 = 600",  # a date's shape, a sum
+                 "leave your phone charging past 100%?", "Calculate 312 - 456 - 7890 please"):
         assert detector.find(text) == [], text
     assert phone_valid("0688 777 97 84") and not phone_valid("12345")
 
@@ -180,6 +194,24 @@ def test_numbering_plans_decide_phone_numbers_without_a_country_code():
     assert [spanish[s.start:s.end] for s in detector.find(spanish)] == ["666 44 45 55"]
     assert PiiDetector(phone_regions=("US", "GB")).find(spanish) == []
     assert [(s.start, s.end) for s in PiiDetector(phone_regions=("US",)).find("call (958) 586-6286")] == [(5, 19)]
+
+
+def test_a_documents_language_picks_the_numbering_plans():
+    """A national number in a Swedish text is checked against Sweden's and Finland's plans, not 66 countries' (a
+    library's "BN 445 24 52" fits one of them); English, unknown and unsure languages keep the configured plans."""
+    detector = PiiDetector()
+    text = "BN 445 24 52 Hawes, Annie, Vårt hus i Ligurien"
+    assert detector.find(text, "sv") == [] and [text[s.start:s.end] for s in detector.find(text)] == ["445 24 52"]
+    assert PiiDetector(phone_regions_by_language=False).find(text, "sv") != []
+    assert language_regions("sv") == ("AX", "FI", "SE") and language_regions("sn") == ("ZW",)
+    assert language_regions("tl") == ("PH",) and language_regions("xx") == ()  # lid.176's code; no such language
+    assert detector.phone_regions_for("en") == detector.phone_regions == detector.phone_regions_for("xx")
+    assert plan_language({"lang": "sv", "score": 0.92}) == "sv" and plan_language({"lang": "fr", "score": 0.27}) is None
+    step = PiiScrubber(PiiConfig(), "/tmp")
+    for score, kept in ((0.95, True), (0.3, False)):  # the langid step's label, when it is sure of it
+        doc = Document(text=text, id="d", metadata={"langid": {"lang": "sv", "score": score}})
+        step.apply(doc)
+        assert ("445 24 52" in doc.text) is kept
 
 
 def test_phone_regions_are_checked_at_load():

@@ -107,6 +107,7 @@ LABELLED_SOURCES = (("", "raw_web_en/docs.jsonl"), ("", "raw_web_zh/docs.jsonl")
                     ("jigsaw-", "toxicity_en/jigsaw_wikipedia_comments_sample.jsonl"),
                     ("<urn:uuid:", "raw_web_multilingual/fineweb2_ja_docs.jsonl"),
                     ("lingua-", "raw_web_multilingual/sentences_75langs.jsonl"),
+                    ("wnut17-", "pii_labelled/wnut17_train.jsonl"), ("wnut17-", "pii_labelled/wnut17_dev.jsonl"),
                     (("wiki-", "sotu-", "inaugural-", "seed_task_", "user_oriented_task_"),
                      "quality_reference/reference_docs.jsonl"))
 # fine-tuning data, one labelled document per turn (`corpus.finetune.formats.turns`), named by `turn_id`
@@ -115,6 +116,11 @@ FINETUNE_FILES = ("sft/alpaca_en_gpt4_llamafactory.jsonl", "sft/alpaca_zh_gpt4_l
                   "preference/dpo_zh_llamafactory.jsonl", "preference/kto_en_llamafactory.jsonl",
                   "preference/hh_rlhf_harmless_base.jsonl", "tool_calling/glaive_toolcall_en.jsonl",
                   "tool_calling/glaive_toolcall_zh.jsonl")
+# BFCL's tool-use requests, one labelled document per request (its user turns), named `bfcl-<BFCL id>`
+BFCL_FILES = tuple(f"tool_calling/bfcl_v4/BFCL_v4_{name}.json" for name in (
+    "simple_python", "simple_java", "simple_javascript", "multiple", "parallel", "parallel_multiple", "multi_turn_base",
+    "web_search"))
+WARC_DIR = "web_html/common_crawl_warc"  # its pages' whole text, named `warc-<file stem>-<response record index>`
 # COLD's row ids repeat (one id, several comments), so a labelled COLD comment is named by a hash of its text
 COLD_FILES = ("toxicity_zh/cold_train.jsonl", "toxicity_zh/cold_dev.jsonl")
 
@@ -122,6 +128,24 @@ COLD_FILES = ("toxicity_zh/cold_train.jsonl", "toxicity_zh/cold_dev.jsonl")
 def cold_text_id(text: str) -> str:
     """The name of a COLD comment in our labels: `cold-` and the first 16 hex digits of its text's SHA-256."""
     return "cold-" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def bfcl_request_text(record: dict) -> str:
+    """What the user writes in one BFCL request: its user turns' contents, one per line."""
+    return "\n".join(m["content"] for turn in record["question"] for m in turn if m.get("role") == "user")
+
+
+def warc_pages(data: Path):
+    """(name, whole text) of each HTML response of the Common Crawl WARC files, as resiliparse extracts it with
+    menus and footers (`warc-<file stem>-<index of the response record>`)."""
+    from warcio.archiveiterator import ArchiveIterator
+
+    for path in sorted((data / WARC_DIR).glob("*.warc.gz")):
+        with path.open("rb") as f:
+            responses = (r for r in ArchiveIterator(f) if r.rec_type == "response")
+            for k, record in enumerate(responses):
+                html = record.content_stream().read().decode("utf-8", "replace")
+                yield f"warc-{path.name.removesuffix('.warc.gz')}-{k}", extract_plain_text(html, main_content=False)
 
 
 def _turn_prefix(path: str) -> str:
@@ -158,6 +182,15 @@ def raw_web_texts(data: Path, ids: set[str]) -> dict[str, str]:
                 for k, turn in enumerate(turns(r, detect(r))):
                     if (name := turn_id(path, line, k)) in ids:
                         texts[name] = turn.text
+    if any(i.startswith("bfcl-") for i in ids):
+        for path in BFCL_FILES:
+            for _, r in iter_jsonl(data / path):
+                if (name := f"bfcl-{r['id']}") in ids:
+                    texts[name] = bfcl_request_text(r)
+    if any(i.startswith("warc-") for i in ids):
+        for name, text in warc_pages(data):
+            if name in ids:
+                texts[name] = text
     pages = data / "web_html" / "article_extraction_benchmark" / "html"
     for page_id in sorted(i for i in ids if i.startswith("aeb-")):
         for path in pages.glob(page_id.removeprefix("aeb-") + "*.html.gz"):
