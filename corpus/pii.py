@@ -344,7 +344,8 @@ _ARITHMETIC_BEFORE = re.compile(r"(?:[\d)]\s?[=+×*÷]|\b(?:result|sum|product|d
                                 r":?|\bequals)\s*$", re.IGNORECASE | re.DOTALL)
 _DOI = re.compile(r"\b10\.\d{4,9}/\S*$")  # inside a DOI: 10.1053/j.ajkd.2010.06.011
 _TEXT_TO = re.compile(r"\b(?:txt|text|send|reply)\b \S+ to $", re.IGNORECASE)
-_POSTAL_CODE = re.compile(r"\d{5}-\d{3,4}")  # a US ZIP+4 (90210-4321), a Brazilian CEP (89259-565)
+_POSTAL_CODE = re.compile(r"\d{5}-\d{3,4}|\d{6}-\d{3}")  # a US ZIP+4 (90210-4321), a Brazilian CEP (89259-565), a
+# sneaker's style code (314254-003)
 _JAPANESE_POSTAL_CODE = re.compile(r"\d{3}-\d{4}")  # 〒100-0001, or any such number amid Japanese text
 _PORTUGUESE_POSTAL_CODE = re.compile(r"(?:\d{1,4} )?\d{4}-\d{3}(?= [A-ZÀ-Þ])")  # (55) 2710-628 Sintra
 _RANGE = re.compile(r"(\d{2,5})[\-–—](\d{2,5})")
@@ -366,7 +367,8 @@ _OTHER_NUMBER_BEFORE = re.compile(r"(?:order|invoice|tracking|ticket|build|versi
                                   r"|passport|postcode|postal code|\bzip\b|\bupc\b|\bean\b|gtin|barcode"
                                   r"|(?<![a-z])qq|wechat|微信|企鹅|扣扣|薇信|订单|单号|编号|代码|密码|群号|型号|卡号|账号|帐号"
                                   r"|工号|会员|发票|房间|房号|用户|邮编|邮政编码|护照|(?<![a-z])u?id\b)", re.IGNORECASE)
-_MESSENGER_LABEL = re.compile(r"(?:(?<![a-z])qq|wechat|微信|企鹅|扣扣)(?:号码?)?\s?[:：]?\s?$", re.IGNORECASE)
+# a messenger's or a video meeting's label right before the number ("Zoom: 5348583561", a meeting's id)
+_MESSENGER_LABEL = re.compile(r"(?:(?<![a-z])qq|wechat|微信|企鹅|扣扣|\bzoom|meeting id|webex)(?:号码?)?\s?[:：]?\s?$", re.IGNORECASE)
 _MASKED_IP = re.compile(r"\d{1,3}(?:\.\d{1,3}){2}")  # 220.234.64.*: an address with its last part hidden
 # a bare digit run ("please call 3030633") is taken for a phone only right after one of these
 _CALL_WORD = re.compile(r"(?:call|phone|tel\b|tel\.|mobile|cell|fax|whatsapp|hotline|contact|" + _PHONE_WORDS_ELSEWHERE + "|电话|電話|手机|携帯|致电|传真|热线)",
@@ -515,7 +517,7 @@ def _emergency_number(number: str, regions: tuple[str, ...]) -> bool:
 def _other_number(text: str, start: int) -> bool:
     """An order, build, QQ or similar number: such a word shortly before, and no phone word near it; or a QQ or
     WeChat label right before it, whatever comes earlier ("联系方式:QQ:2811437428")."""
-    if _MESSENGER_LABEL.search(text, max(0, start - 8), start):
+    if _MESSENGER_LABEL.search(text, max(0, start - 14), start):
         return True
     window = max(0, start - OTHER_NUMBER_CHARS)
     return bool(_OTHER_NUMBER_BEFORE.search(text, window, start)) and not PHONE_CONTEXT.search(text, window, start)

@@ -161,9 +161,10 @@ def raw_web_texts(data: Path, ids: set[str]) -> dict[str, str]:
     """The texts of these ids of the shared raw web documents (`raw_web_en`, `raw_web_zh`), SMS messages,
     tweets and Wikipedia comments (`sms-`, `davidson-`, `jigsaw-`), Japanese web pages (`<urn:uuid:`), web
     sentences in 75 languages (`lingua-`), reference texts (Wikipedia, speeches, instructions), COLD's
-    Chinese comments (`cold_text_id`), turns of fine-tuning data (`turn_id`) and web pages (`aeb-<file name's
-    first 16 characters>`: the whole text of an article extraction benchmark page, menus and footers included,
-    as resiliparse extracts it); all must be there."""
+    Chinese comments (`cold_text_id`), turns of fine-tuning data (`turn_id`), WNUT-17's tweets (`wnut17-`), BFCL's
+    tool-use requests (`bfcl-`), Common Crawl WARC pages (`warc-`) and web pages (`aeb-<file name's first 16
+    characters>`: the whole text of an article extraction benchmark page, menus and footers included, as
+    resiliparse extracts it); all must be there."""
     texts = {}
     for prefix, path in LABELLED_SOURCES:
         if prefix and not any(i.startswith(prefix) for i in ids):
