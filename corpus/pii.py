@@ -429,7 +429,8 @@ def _valid_abroad(digits: str) -> bool:
 def _is_phone(text: str, start: int, end: int, regions: tuple[str, ...], regions_han: tuple[str, ...]) -> bool:
     """Whether text[start:end], a match of the phone pattern, is a phone number where it stands. A number
     without a country code must also be in the numbering plan of one of `regions` (`regions_han` amid Chinese
-    text), unless it has North America's full grouping."""
+    text), unless it has North America's full grouping; outside Chinese text, a bare digit run without a trunk 0
+    also needs a phone word near it (`_bare_run_called`)."""
     candidate, before = text[start:end], max(0, start - 16)
     call_word = _CALL_WORD.search(text, max(0, start - 20), start) is not None
     abroad = ((candidate.isdigit() and 11 <= len(candidate) <= 13) or _CODE_SPACE_NUMBER.fullmatch(candidate)) and _valid_abroad(
