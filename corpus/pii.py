@@ -552,7 +552,7 @@ _IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]){11,30}(?!
 # Number patterns are ASCII-only: `\w` then means [A-Za-z0-9_], so "电话15611460088号" still matches.
 _CN_ID = re.compile(r"[1-8](?<![\w\-][1-8])\d{16}[\dXx](?![\w\-])", re.ASCII)
 _CARD = re.compile(r"\d(?<![\w\-+.]\d)(?:[ \-]?\d){11,18}(?![\w\-]|\.\d)", re.ASCII)
-_SSN = re.compile(r"(\d{3})(?<![\w\-]\d{3})([\- ])(\d{2})\2(\d{4})(?![\w\-])", re.ASCII)
+_SSN = re.compile(r"(\d(?<![\w\-]\d)\d\d)([\- ])(\d{2})\2(\d{4})(?![\w\-])", re.ASCII)
 _IPV4 = re.compile(r"\d(?<![\w.]\d)\d{0,2}\.(?:\d{1,3}\.){2}\d{1,3}(?![\w]|\.\d)", re.ASCII)
 _IBAN_GATE = re.compile(r"\d\d(?<=[A-Za-z]{2}\d\d)")  # two letters then two digits somewhere
 _IPV6_GATE = re.compile(r":[0-9A-Fa-f]{0,4}:")  # a quick test that begins with a plain character
