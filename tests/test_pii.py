@@ -215,6 +215,19 @@ def test_a_documents_language_picks_the_numbering_plans():
         assert ("445 24 52" in doc.text) is kept
 
 
+def test_corpus_clean_reads_each_documents_language_from_langid(tmp_path: Path):
+    """The pii step after the langid step: the same number is scrubbed in an English document (one of 66 plans has
+    it) and kept in a Swedish one (neither Sweden's nor Finland's plan has it)."""
+    texts = ["Boken finns på hyllan BN 445 24 52 i biblioteket, och den handlar om ett gammalt hus i Ligurien.",
+             "The book is on shelf BN 445 24 52 in the library, and it tells of an old house in Liguria."]
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps({"id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(texts)))
+    clean([str(path)], tmp_path / "out", load_config(), steps=["langid", "pii"])
+    out = {r["id"]: r for r in read_jsonl(next((tmp_path / "out").glob("shard-*.jsonl.gz")))}
+    assert out["d0"]["metadata"]["langid"]["lang"] == "sv" and "445 24 52" in out["d0"]["text"]
+    assert out["d1"]["metadata"]["pii"] == {"PHONE": 1} and "BN <PHONE>" in out["d1"]["text"]
+
+
 def test_phone_regions_are_checked_at_load():
     assert PiiConfig(phone_regions=["DE", "AT"]).phone_regions == ["DE", "AT"]
     with pytest.raises(ConfigError, match="unknown phone region 'UK'.*GB"):
