@@ -344,8 +344,8 @@ _ARITHMETIC_BEFORE = re.compile(r"(?:[\d)]\s?[=+×*÷]|\b(?:result|sum|product|d
                                 r":?|\bequals)\s*$", re.IGNORECASE | re.DOTALL)
 _DOI = re.compile(r"\b10\.\d{4,9}/\S*$")  # inside a DOI: 10.1053/j.ajkd.2010.06.011
 _TEXT_TO = re.compile(r"\b(?:txt|text|send|reply)\b \S+ to $", re.IGNORECASE)
-_POSTAL_CODE = re.compile(r"\d{5}-\d{3,4}|\d{6}-\d{3}")  # a US ZIP+4 (90210-4321), a Brazilian CEP (89259-565), a
-# sneaker's style code (314254-003)
+# a US ZIP+4 (90210-4321), a Brazilian CEP (89259-565), and a sneaker's style code (314254-003) of the same kind
+_POSTAL_OR_STYLE_CODE = re.compile(r"\d{5}-\d{3,4}|\d{6}-\d{3}")
 _JAPANESE_POSTAL_CODE = re.compile(r"\d{3}-\d{4}")  # 〒100-0001, or any such number amid Japanese text
 _PORTUGUESE_POSTAL_CODE = re.compile(r"(?:\d{1,4} )?\d{4}-\d{3}(?= [A-ZÀ-Þ])")  # (55) 2710-628 Sintra
 _RANGE = re.compile(r"(\d{2,5})[\-–—](\d{2,5})")
@@ -446,10 +446,10 @@ def _is_phone(text: str, start: int, end: int, regions: tuple[str, ...], regions
         return False
     if _TEXT_TO.search(text, max(0, start - 30), start) and re.match(r"[1-9]\d{3,5}\b", candidate):
         return False  # "txt DIS to 87121 18+": an SMS short code, and an age
-    postal = _POSTAL_CODE.fullmatch(candidate) or _portuguese_postal_code(text, start, end) or (_JAPANESE_POSTAL_CODE.fullmatch(candidate) and (
+    postal = _POSTAL_OR_STYLE_CODE.fullmatch(candidate) or _portuguese_postal_code(text, start, end) or (_JAPANESE_POSTAL_CODE.fullmatch(candidate) and (
         text[max(0, start - 2):start].strip() == "〒" or _japanese_near(text, start, end)))
     if postal and not PHONE_CONTEXT.search(text, max(0, start - PHONE_CONTEXT_CHARS), start):
-        return False  # a postal code, unless a phone word comes before it (WhatsApp 98840-0815)
+        return False  # a postal or style code, unless a phone word comes before it (WhatsApp 98840-0815)
     if candidate.startswith("00") and candidate.isdigit():  # a bare 00 run is a number dialled abroad, or not a phone
         return _valid_abroad(candidate[2:])  # 0061947069: an account number
     if abroad or _has_country_code(candidate):
@@ -516,8 +516,9 @@ def _emergency_number(number: str, regions: tuple[str, ...]) -> bool:
 
 
 def _other_number(text: str, start: int) -> bool:
-    """An order, build, QQ or similar number: such a word shortly before, and no phone word near it; or a QQ or
-    WeChat label right before it, whatever comes earlier ("联系方式:QQ:2811437428")."""
+    """An order, build, QQ or similar number: such a word shortly before, and no phone word near it; or a QQ,
+    WeChat or video meeting label right before it, whatever comes earlier ("联系方式:QQ:2811437428", "Zoom:
+    5348583561")."""
     if _MESSENGER_LABEL.search(text, max(0, start - 14), start):
         return True
     window = max(0, start - OTHER_NUMBER_CHARS)
@@ -742,7 +743,7 @@ class PiiDetector:
                 if m and _emergency_number(m.group(1), regions) and not _WORD_AFTER.match(text, m.end()):
                     yield m.span(1)
                 at = text.find(verb, at + len(verb))
-        if " - " in text and _SPACED_DASH_GATE.search(text):  # phone: 123 - 456 - 7890, North America's grouping
+        if _SPACED_DASH_GATE.search(text):  # phone: 123 - 456 - 7890, North America's grouping
             for m in _SPACED_NANP.finditer(text):
                 if (" " in m.group() and PHONE_CONTEXT.search(text, max(0, m.start() - PHONE_CONTEXT_CHARS), m.start())
                         and _is_phone(text, *m.span(), regions, self.phone_regions_han)):
