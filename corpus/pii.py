@@ -323,7 +323,7 @@ def phone_is_weak(candidate: str) -> bool:
 # phone words of other languages (German, Dutch, Catalan, French, Danish, Latvian, Finnish, Icelandic, Croatian, Spanish,
 # Portuguese, Indonesian, Tagalog, Vietnamese, Welsh, Cyrillic, Greek, Arabic, Persian, Urdu, Hebrew, Hindi, Bengali,
 # Korean, Thai, Georgian, Armenian, Mongolian), not the words for television (телевизор, τηλεόραση, โทรทัศน์)
-_PHONE_WORDS_ELSEWHERE = (r"telefon|telefoon|tel[èé]fon|t[ée]l\.|t[ée]l\b|tlf|t[āa]lr|puh\b|puh\.|puhelin|\bs[íi]m[ia]\b|\bmob\."
+_PHONE_WORDS_ELSEWHERE = (r"telefon|telefoon|tel[èé]fon|t[ée]l\.|t[ée]l\b|tlf|t[āa]lr|puh\b|puh\.|puheli[nm]|\bs[íi]m[ia]\b|\bmob\."
                           r"|\bmobil\b|celular|m[óo]vil|telem[óo]vel|tfno|telepon|telp\b|telp\.|telepono|điện thoại|\bs?đt\b"
                           r"|ff[ôo]n\b|тел(?:\.|\b|ефон)|тэлеф|утас|τηλ(?:\.|\b|[έε]φων)|هاتف|جوال|تلفون|تلفن|فون|موبائل"
                           r"|טלפון|फ़ोन|फोन|मोबाइल|ফোন|전화|연락처|โทร(?!ทัศน์)|ტელ|հեռ|факс|faks")
@@ -334,8 +334,8 @@ _ADDRESS_AFTER = re.compile(r",? ?(?:[A-ZÀ-ÞΑ-Ω][\w'\-]|(?:rue|street|st|roa
                             r"square|sq|blvd|boulevard|via|calle|strasse|straße)\b)")
 _ADDRESS_BEFORE = re.compile(r"(?:apt|apartment|suite|unit|no|flat|room|house|lives at|address:?)\.?\s*$", re.IGNORECASE)
 # statute and section numbers (§ 44-12-236, Section 99-35-115, Tenn. Code Ann. 39-17-1351), identifiers and page ranges are not phones
-_REFERENCE_BEFORE = re.compile(r"(?:§|section|sec\.|art\.|article|chapter|code ann\.|u\.s\.c\.|c\.f\.r\.|isbn|issn|doi"
-                               r"|pp?\.):?\s*$", re.IGNORECASE)
+_REFERENCE_BEFORE = re.compile(r"(?:§|\b(?:section|sec\.|art\.|article|chapter|code ann\.|u\.s\.c\.|c\.f\.r\.|isbn|issn"
+                               r"|doi|pp?\.)):?\s*$", re.IGNORECASE)  # not "mjzgroup. 08714342399"
 # a term or the result of a sum, as maths in fine-tuning data writes them: "2250-1800=$<<2250-1800=450>>450",
 # "5200-80-80*3=4880", "= 3600000000000 + 62426244000 + ...", "94962 × 4694 = 43957319824", "the result of
 # 512088 × 137872 is 7105356608", "What is the result of 660-549695?"
@@ -426,22 +426,46 @@ def _valid_abroad(digits: str) -> bool:
     return parsed is not None and phonenumbers.is_valid_number(parsed)
 
 
+def _number_of_another_kind(text: str, start: int, end: int, call_word: bool) -> bool:
+    """Whether the words around text[start:end] make it another kind of number: "Apt. 722 20 40", the number of a
+    flat; "§ 44-12-236", a statute; "40 000 000 SEK", an amount; a range, a sum, a DOI, an order number, an IP
+    address with its last part hidden."""
+    candidate, before = text[start:end], max(0, start - 16)
+    return bool(_is_range(candidate)
+                or (_ADDRESS_BEFORE.search(text, before, start) and not call_word and len(re.sub(r"\D", "", candidate)) < 10)
+                or _REFERENCE_BEFORE.search(text, before, start) or _AMOUNT_BEFORE.search(text, before, start)
+                or _QUANTITY_AFTER.match(text, end) or in_arithmetic(text, start, end)
+                or _DOI.search(text, max(0, start - 40), start) or (_other_number(text, start) and not _CN_MOBILE.fullmatch(candidate))
+                or (text.startswith((".*", ".x"), end) and _MASKED_IP.fullmatch(candidate)))
+
+
+_TWO_YEARS = re.compile(r"(?:19|20)\d\d(?:19|20)\d\d")
+
+
+def _own_mobile(text: str, start: int, end: int, regions: tuple[str, ...]) -> bool:
+    """Whether text[start:end], a bare run of 8 to 10 digits, is a mobile number of the plans of the document's own
+    language, trunk prefix or not ("Gia chủ Linh 904268933", "Lankovskis 29156060"). Only against a language's own
+    plans: the 66 default ones hold most runs of that length somewhere."""
+    candidate = text[start:end]
+    if not (candidate.isdigit() and 8 <= len(candidate) <= 10 and candidate[0] != "0") or _TWO_YEARS.fullmatch(candidate):
+        return False
+    if _chinese_near(text, start, end) or _number_of_another_kind(text, start, end, False):
+        return False
+    return any((parsed := _parse(candidate, region)) is not None and phonenumbers.is_valid_number(parsed)
+               and phonenumbers.number_type(parsed) == phonenumbers.PhoneNumberType.MOBILE for region in regions)
+
+
 def _is_phone(text: str, start: int, end: int, regions: tuple[str, ...], regions_han: tuple[str, ...]) -> bool:
     """Whether text[start:end], a match of the phone pattern, is a phone number where it stands. A number
     without a country code must also be in the numbering plan of one of `regions` (`regions_han` amid Chinese
     text), unless it has North America's full grouping; outside Chinese text, a bare digit run without a trunk 0
     also needs a phone word near it (`_bare_run_called`)."""
-    candidate, before = text[start:end], max(0, start - 16)
+    candidate = text[start:end]
     call_word = _CALL_WORD.search(text, max(0, start - 20), start) is not None
     abroad = ((candidate.isdigit() and 11 <= len(candidate) <= 13) or _CODE_SPACE_NUMBER.fullmatch(candidate)) and _valid_abroad(
         candidate.replace(" ", ""))  # 447801259231, 44 7732584351
-    if (not (abroad or phone_valid(candidate, call_word)) or _is_range(candidate)
-            or (_ADDRESS_BEFORE.search(text, before, start) and not call_word and len(re.sub(r"\D", "", candidate)) < 10)
-            or _REFERENCE_BEFORE.search(text, before, start) or _AMOUNT_BEFORE.search(text, before, start)
-            or _QUANTITY_AFTER.match(text, end) or in_arithmetic(text, start, end)
-            or _DOI.search(text, max(0, start - 40), start) or (_other_number(text, start) and not _CN_MOBILE.fullmatch(candidate))
-            or (text.startswith((".*", ".x"), end) and _MASKED_IP.fullmatch(candidate))):
-        return False  # "Apt. 722 20 40": the number of a flat; "§ 44-12-236": a statute; "40 000 000 SEK"
+    if not (abroad or phone_valid(candidate, call_word)) or _number_of_another_kind(text, start, end, call_word):
+        return False
     if phone_is_weak(candidate) and not abroad and not _weak_phone_accepted(text, start, end):
         return False
     if _TEXT_TO.search(text, max(0, start - 30), start) and re.match(r"[1-9]\d{3,5}\b", candidate):
@@ -504,6 +528,33 @@ _SPACED_DASH_GATE = re.compile(r" - \d")
 _SPACED_NANP = re.compile(r"\d(?<![\w\-]\d)\d{2} ?- ?\d{3} ?- ?\d{4}(?![\w\-]|[.:]\d)", re.ASCII)
 
 
+# A local number of six or seven digits in groups, as small towns and service lines write them, after a phone word
+# earlier in the sentence with no other number between ("патэлефануйце ў дыспансер: 42-67-88 ці 40-69-86"); not a
+# date (12-05-19) and not a range (120-150). Without a phone word such numbers are anything.
+_GROUPED_LOCAL = re.compile(r"\d{2,3}([\- ])\d{2,3}(?:\1\d{2,3})?")  # the whole of a match of the phone pattern
+_GROUPED_LOCAL_CHARS = 64  # how far before it the phone word may be
+_LIST_BETWEEN = re.compile(r"\s?(?:,|/|;|\w{1,3})?\s?")  # 42-67-88 ці 40-69-86, 42-67-88, 40-69-86
+
+
+def _called_local_number(text: str, start: int, end: int, listed_after: int) -> bool:
+    """Whether text[start:end] is a local number of six or seven digits in groups after a phone word, or listed
+    right after such a number (ending at `listed_after`)."""
+    if not _GROUPED_LOCAL.fullmatch(text, start, end):
+        return False
+    groups = re.findall(r"\d+", text[start:end])
+    if not 6 <= sum(map(len, groups)) <= 7 or _is_range(text[start:end]):
+        return False
+    if listed_after >= 0 and _LIST_BETWEEN.fullmatch(text, listed_after, start):
+        return True
+    if len(groups) == 3 and all(len(g) == 2 for g in groups):
+        day_month = sorted(int(g) for g in groups[:2])
+        if day_month[0] <= 12 and day_month[1] <= 31:
+            return False  # a date: 12-05-19
+    window = text[max(0, start - _GROUPED_LOCAL_CHARS):start]
+    words = list(_CALL_WORD.finditer(window))
+    return bool(words) and "\n" not in window[words[-1].end():] and not any(ch.isdigit() for ch in window[words[-1].end():])
+
+
 @cache
 def _vanity_regions(regions: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(r for r in regions if r in ("US", "CA"))
@@ -562,10 +613,21 @@ _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?
 _WORD_START = re.compile(r"\S*$")
 _HANDLE = re.compile(r"[@#/=.:_]|x$", re.IGNORECASE)  # @s0922917350, a path or URL, x09438234092: no phone
 _GLUED_PHONE = re.compile(r"0(?:(?<=[A-Za-z]0)(?:\d{9,12}(?!\d)|\d{2,4}(?: \d{2,4}){1,3}(?![\w\-]|[.:]\d))"
-                          r"|(?<![\w+]0)\d{9,12}(?=[A-Za-z]))", re.ASCII)  # pa0773 251 295: Shona's "at"
+                          r"|(?<=[A-Za-z]-0)\d{9,12}(?![\w\-]|[.:]\d)"  # sms-08718727870, after a phone word only
+                          r"|(?<![\w+]0)\d{9,12}(?=[A-Za-z]|\.\d+[A-Za-z]))", re.ASCII)  # pa0773 251 295: Shona's "at";
+# 08714342399.2stop: the run, then a word glued to a full stop
 # a trunk-0 number run on into the price or age after it, as SMS spam writes them: 08700621170150p, 0871212025016,
 # 087187262701.50gbp (read against the plans: the number is the part before the price)
-_PRICED_PHONE = re.compile(r"0(?<![\w+]0)\d{9,10}(?=\d{1,3}p(?:pm)?(?![a-z])|\d?\.\d\d ?gbp|1[68](?:\+| ?£|$))",
+def _glued_elsewhere(text: str, start: int, end: int) -> bool:
+    """Whether a digit run glued to the word before it belongs to something else: a handle, path or URL
+    (@s0922917350, x09438234092), a hexadecimal id, or a word and a dash that are no phone word (sms-08718727870 is
+    a phone)."""
+    word = _WORD_START.search(text, max(0, start - 30), start)
+    word = word.group() if word else ""
+    return bool(_HANDLE.search(word) or _in_hex_word(text, start, end) or (word.endswith("-") and not PHONE_CONTEXT.search(word)))
+
+
+_PRICED_PHONE = re.compile(r"0(?<![\d_+]0)\d{9,10}(?=\d{1,3}p(?:pm)?(?![a-z])|\d?\.\d\d ?gbp|1[68](?:\+| ?£|$))",
                            re.ASCII | re.IGNORECASE)
 _CODE_SPACE_NUMBER = re.compile(r"\d{2,3} \d{9,11}")  # a country code without its +, then the national number
 _RUN_THEN_SHORT = re.compile(r"([+0]\d{9,13}) \d{1,3}")
@@ -707,15 +769,26 @@ class PiiDetector:
     def _phone_candidates(self, text: str, regions: tuple[str, ...]):
         """(start, end) of each phone number, national numbers checked against the plans of `regions` (and of
         `phone_regions_han` amid Chinese text)."""
+        own_plans = regions != self.phone_regions  # the plans of the document's language
+        local_end = -1  # where the last local number after a phone word ended: 42-67-88 ці 40-69-86
         for m in _PHONE.finditer(text):
-            yield from self._phones(text, *m.span(), regions)
-        for m in _GLUED_PHONE.finditer(text):  # call09050000327, 09066649731from: a trunk-0 run against letters
-            word = _WORD_START.search(text, max(0, m.start() - 30), m.start())
-            if not _HANDLE.search(word.group() if word else "") and not _in_hex_word(text, *m.span()) and _is_phone(
-                    text, *m.span(), regions, self.phone_regions_han):
+            found = False
+            for span in self._phones(text, *m.span(), regions):
+                found = True
+                yield span
+            if found:
+                continue
+            if own_plans and _own_mobile(text, *m.span(), regions):
                 yield m.span()
-        for m in _PRICED_PHONE.finditer(text):
-            if _is_phone(text, *m.span(), regions, self.phone_regions_han):
+            elif _called_local_number(text, *m.span(), listed_after=local_end):
+                local_end = m.end()
+                yield m.span()
+        for m in _GLUED_PHONE.finditer(text):  # call09050000327, 09066649731from: a trunk-0 run against letters
+            if not _glued_elsewhere(text, *m.span()) and _is_phone(text, *m.span(), regions, self.phone_regions_han):
+                yield m.span()
+        for m in _PRICED_PHONE.finditer(text):  # 08700621170150p, Help08700621170150p
+            if (not (m.start() and text[m.start() - 1].isalpha() and _glued_elsewhere(text, *m.span()))
+                    and _is_phone(text, *m.span(), regions, self.phone_regions_han)):
                 yield m.span()
         if "/" in text:  # an area code and a slash, as German and Czech write them: 030/12345678, 068/5229380
             for m in _AREA_SLASH_PHONE.finditer(text):

@@ -128,6 +128,10 @@ def test_checksums_decide_and_bad_numbers_are_left_alone():
     ('"phone_number": "123 - 456 - 7890",', "123 - 456 - 7890", "PHONE"),  # spaced dashes after a phone word
     ("Free txt 44 7801259231, Do you", "44 7801259231", "PHONE"),  # a country code without its +, a space
     ("mera number hai 9506352935 and", "9506352935", "PHONE"),  # a bare run that is someone's number
+    ("QlynnBV Help08700621170150p a msg", "08700621170", "PHONE"),  # glued to a word, run on into its price
+    ("per week-stop sms-08718727870", "08718727870", "PHONE"),  # a dash after a phone word
+    ("club reply ONCALL. mjzgroup. 08714342399.2stop reply", "08714342399", "PHONE"),  # a word glued to a full stop
+    ("Puhelimitse tiedotusneuvojan tavoittaa numerosta 182 050.", "182 050", "PHONE"),  # six digits, called
     ("京东4006065500售后", "4006065500", "PHONE"),  # amid Chinese characters a bare run in the plan is one
     ("Liên hệ điện thoại 9042689330 gặp", "9042689330", "PHONE"),  # a bare run after a Vietnamese phone word
 ])
@@ -175,7 +179,10 @@ def test_what_is_not_pii():
                  "id 42c46e28baf0fc617a07419286178c0a\nWhat", "X-Varnish: 1358167628 Age: 0",  # a hash, a header
                  "assert candidate('03-32-2011') == False", "The phone bill is 150*4 = 600",  # a date's shape, a sum
                  "leave your phone charging past 100%?", "Calculate 312 - 456 - 7890 please",
-                 "AC 474 (Zoom: 5348583561)", "Jordan 4 Retro Remastered\n314254-003\nhttp"):  # a meeting, a style code
+                 "AC 474 (Zoom: 5348583561)", "Jordan 4 Retro Remastered\n314254-003\nhttp",  # a meeting, a style code
+                 "stop-08718727870 now", "call 12-05-19 the day", "Tel Aviv drew 120-150 people",  # no phone word
+                 # before the dash; a date and a range after phone words; a six-digit number with no phone word
+                 "call me.\nGroup 42-67-88", "the call came 3 days later from 42-67-88", "score 42-67-88 in all"):
         assert detector.find(text) == [], text
     assert phone_valid("0688 777 97 84") and not phone_valid("12345")
 
@@ -213,6 +220,11 @@ def test_a_documents_language_picks_the_numbering_plans():
         doc = Document(text=text, id="d", metadata={"langid": {"lang": "sv", "score": score}})
         step.apply(doc)
         assert ("445 24 52" in doc.text) is kept
+    for text, lang, mobile in (("Ai cần thuê, gặp trực tiếp: Gia chủ Linh 904268933.", "vi", "904268933"),  # a mobile of
+                               ("15. Andris Jānis Lankovskis 29156060, Siguldas nov.", "lv", "29156060")):  # the language's
+        assert [text[s.start:s.end] for s in detector.find(text, lang)] == [mobile]  # own plan, phone word or not
+        assert detector.find(text) == []  # not against 66 countries' plans: most runs of 8 to 10 digits are in one
+    assert detector.find("Rezultāts 20132019, Siguldas", "lv") == []  # two years
 
 
 def test_corpus_clean_reads_each_documents_language_from_langid(tmp_path: Path):
