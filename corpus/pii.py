@@ -420,6 +420,15 @@ def _bare_run_called(text: str, start: int, end: int) -> bool:
             or _NUMBER_LABEL.search(text, max(0, start - 6), start) is not None)
 
 
+def _possible_abroad(candidate: str) -> bool:
+    """Whether a number written with its country code (+, 00) has a length that country's plan allows: not a sum's
+    "+960397912423686" (Maldives numbers have 7 digits). Only the length: a number that is no longer in use or
+    not yet in the library's plan is still someone's."""
+    number = _EXTENSION.sub("", candidate).lstrip("(")
+    parsed = _parse("+" + number[2:] if number.startswith("00") else number, None)
+    return parsed is None or phonenumbers.is_possible_number(parsed)
+
+
 def _valid_abroad(digits: str) -> bool:
     """Whether digits that begin with a country code, its + left out, are a valid number of that country."""
     parsed = _parse("+" + digits, None)
@@ -477,7 +486,7 @@ def _is_phone(text: str, start: int, end: int, regions: tuple[str, ...], regions
     if candidate.startswith("00") and candidate.isdigit():  # a bare 00 run is a number dialled abroad, or not a phone
         return _valid_abroad(candidate[2:])  # 0061947069: an account number
     if abroad or _has_country_code(candidate):
-        return True
+        return abroad or _possible_abroad(candidate)
     han = _chinese_near(text, start, end)
     if candidate.isdigit() and candidate[0] != "0" and not han and not _bare_run_called(text, start, end):
         return False  # 7105356608: a bare run without a trunk 0 or a phone word is a result, an id (amid Chinese
@@ -614,7 +623,7 @@ _WORD_START = re.compile(r"\S*$")
 _HANDLE = re.compile(r"[@#/=.:_]|x$", re.IGNORECASE)  # @s0922917350, a path or URL, x09438234092: no phone
 _GLUED_PHONE = re.compile(r"0(?:(?<=[A-Za-z]0)(?:\d{9,12}(?!\d)|\d{2,4}(?: \d{2,4}){1,3}(?![\w\-]|[.:]\d))"
                           r"|(?<=[A-Za-z]-0)\d{9,12}(?![\w\-]|[.:]\d)"  # sms-08718727870, after a phone word only
-                          r"|(?<![\w+]0)\d{9,12}(?=[A-Za-z]|\.\d+[A-Za-z]))", re.ASCII)  # pa0773 251 295: Shona's "at";
+                          r"|(?<![\w+]0)\d{9,12}(?=[A-Za-z]|\.\d[A-Za-z]))", re.ASCII)  # pa0773 251 295: Shona's "at";
 # 08714342399.2stop: the run, then a word glued to a full stop
 # a trunk-0 number run on into the price or age after it, as SMS spam writes them: 08700621170150p, 0871212025016,
 # 087187262701.50gbp (read against the plans: the number is the part before the price)
@@ -652,6 +661,9 @@ _PHONE = re.compile(
 
 # full-width digits, Latin letters and the signs inside numbers and addresses, read as ASCII; not the full-width
 # punctuation of Chinese and Japanese sentences (，：（）), whose ASCII forms mean other things to the rules
+# line breaks and tabs escaped in a string literal or a JSON dump, before a number: read as the blanks they stand
+# for ("666444555\\n666-444-555"), two characters for two
+_ESCAPED_BREAKS = re.compile(r"(?:\\[nrt])+(?=[\d+(])")
 _FULL_WIDTH = re.compile(r"[０-９＠]")
 _TO_ASCII = {ord(ch): ord(ch) - 0xFEE0 for ch in "０１２３４５６７８９＋－＠．＿"
              + "".join(map(chr, range(0xFF21, 0xFF3B))) + "".join(map(chr, range(0xFF41, 0xFF5B)))}
@@ -861,10 +873,13 @@ class PiiDetector:
     def find(self, text: str, lang: str | None = None) -> list[PiiSpan]:
         """The PII spans of `text`, a document in language `lang` (ISO 639 code, as `langid` labels it; None:
         unknown). Full-width digits, letters and signs (電話：０３－１２３４－５６７８, ａ＠ｂ．ｊｐ) are read as their
-        ASCII forms, one character for one, so the spans are those of the text as given."""
+        ASCII forms, one character for one, and escaped line breaks before numbers as blanks, so the spans are those
+        of the text as given."""
         regions = self.phone_regions_for(lang)
         if not text.isascii() and _FULL_WIDTH.search(text):
             text = text.translate(_TO_ASCII)
+        if "\\" in text:
+            text = _ESCAPED_BREAKS.sub(lambda m: " " * len(m.group()), text)
         has_digit = _DIGIT.search(text) is not None
         taken: list[PiiSpan] = []
         for entity in self.entities:
