@@ -79,6 +79,18 @@ def test_pii_is_scrubbed_in_the_reply_and_the_rest_of_each_record_is_untouched(s
     assert len(curated) == stats["output"]["records"] == 87 - 2 - sum(stats["removed"].values())
 
 
+def test_phone_numbers_are_checked_against_the_plans_of_the_records_language(tmp_path: Path):
+    """As the `pii` step after `langid` does: a Swedish record keeps a library shelf mark that neither Sweden's nor
+    Finland's plan has; an English one has it scrubbed, one of the 66 default plans having it."""
+    rows = [{"instruction": "Var finns boken om huset i Ligurien?", "input": "",
+             "output": "Boken finns på hyllan BN 445 24 52 i biblioteket, och den handlar om ett gammalt hus."},
+            {"instruction": "Where is the book about the house in Liguria?", "input": "",
+             "output": "The book is on shelf BN 445 24 52 in the library, and it tells of an old house."}]
+    curate([write(tmp_path / "in.jsonl", rows)], tmp_path / "out", CurateConfig(), progress=False)
+    swedish, english = lines(tmp_path / "out" / "curated.jsonl")
+    assert "BN 445 24 52" in swedish["output"] and "BN <PHONE> in" in english["output"]
+
+
 def test_the_same_input_gives_the_same_bytes_and_scores_per_turn(sft, tmp_path: Path):
     out, _ = sft
     again = curate([out.parent / "sft.jsonl"], tmp_path / "again", CurateConfig(), progress=False).output

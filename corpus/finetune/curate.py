@@ -193,7 +193,7 @@ def curate(inputs: list[str | Path], output: str | Path, config: CurateConfig | 
     """Curate the records of `inputs` into the folder `output` (see the module docstring)."""
     from tqdm import tqdm
 
-    from corpus.pii import PiiScrubber
+    from corpus.pii import PiiScrubber, plan_language
 
     cfg = config or CurateConfig()
     out = Path(output)
@@ -204,17 +204,18 @@ def curate(inputs: list[str | Path], output: str | Path, config: CurateConfig | 
     identify = LanguageIdentifier(LangIdConfig(), out).predict
     pii_counts: Counter = Counter()
     for item in tqdm(items, desc="curate", unit="record", disable=not progress):
+        lang, score = identify(prompt_text(item.turns) or "\n".join(t.text for t in item.turns))
+        item.language = lang
         if scrubber:
             scrubbed = []
-            for t in item.turns:
-                text, counts = scrubber.scrub(t.text)
+            for t in item.turns:  # phone numbers checked against the plans of the record's language, as `pii` does
+                text, counts = scrubber.scrub(t.text, plan_language({"lang": lang, "score": score}))
                 if counts:
                     set_text(item.record, t.path, text)
                     pii_counts.update(counts)
                 scrubbed.append(Turn(t.path, t.role, text))
             item.turns = scrubbed
         _judge(item, cfg, scorers)
-        item.language = identify(prompt_text(item.turns) or "\n".join(t.text for t in item.turns))[0]
     if cfg.decontaminate.enabled:
         _decontaminate(items, cfg.decontaminate)
     if cfg.dedup != "off":
