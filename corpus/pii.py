@@ -661,9 +661,9 @@ _PHONE = re.compile(
 
 # full-width digits, Latin letters and the signs inside numbers and addresses, read as ASCII; not the full-width
 # punctuation of Chinese and Japanese sentences (，：（）), whose ASCII forms mean other things to the rules
-# line breaks and tabs escaped in a string literal or a JSON dump, before a number: read as the blanks they stand
-# for ("666444555\\n666-444-555"), two characters for two
-_ESCAPED_BREAKS = re.compile(r"(?:\\[nrt])+(?=[\d+(])")
+# line breaks and tabs escaped in a string literal or a JSON dump: read as the blanks they stand for, two
+# characters for two ("666444555\\n666-444-555", "list:\\na@d.co\\nb@d.co")
+_ESCAPED_BREAKS = re.compile(r"(?:\\[nrt])+")
 _FULL_WIDTH = re.compile(r"[０-９＠]")
 _TO_ASCII = {ord(ch): ord(ch) - 0xFEE0 for ch in "０１２３４５６７８９＋－＠．＿"
              + "".join(map(chr, range(0xFF21, 0xFF3B))) + "".join(map(chr, range(0xFF41, 0xFF5B)))}
@@ -873,7 +873,7 @@ class PiiDetector:
     def find(self, text: str, lang: str | None = None) -> list[PiiSpan]:
         """The PII spans of `text`, a document in language `lang` (ISO 639 code, as `langid` labels it; None:
         unknown). Full-width digits, letters and signs (電話：０３－１２３４－５６７８, ａ＠ｂ．ｊｐ) are read as their
-        ASCII forms, one character for one, and escaped line breaks before numbers as blanks, so the spans are those
+        ASCII forms, one character for one, and escaped line breaks (\\n) as blanks, so the spans are those
         of the text as given."""
         regions = self.phone_regions_for(lang)
         if not text.isascii() and _FULL_WIDTH.search(text):

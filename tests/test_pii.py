@@ -133,6 +133,7 @@ def test_checksums_decide_and_bad_numbers_are_left_alone():
     ("club reply ONCALL. mjzgroup. 08714342399.2stop reply", "08714342399", "PHONE"),  # a word glued to a full stop
     ("Puhelimitse tiedotusneuvojan tavoittaa numerosta 182 050.", "182 050", "PHONE"),  # six digits, called
     ('String input = "666444555\\n666-444-555\\n";', "666-444-555", "PHONE"),  # after an escaped line break
+    ('"addresses:\\nnadia@d.co"', "nadia@d.co", "EMAIL"),  # ... which is no part of the address
     ("京东4006065500售后", "4006065500", "PHONE"),  # amid Chinese characters a bare run in the plan is one
     ("Liên hệ điện thoại 9042689330 gặp", "9042689330", "PHONE"),  # a bare run after a Vietnamese phone word
 ])
