@@ -339,9 +339,9 @@ _REFERENCE_BEFORE = re.compile(r"(?:§|\b(?:section|sec\.|art\.|article|chapter|
 # a term or the result of a sum, as maths in fine-tuning data writes them: "2250-1800=$<<2250-1800=450>>450",
 # "5200-80-80*3=4880", "= 3600000000000 + 62426244000 + ...", "94962 × 4694 = 43957319824", "the result of
 # 512088 × 137872 is 7105356608", "What is the result of 660-549695?"
-_ARITHMETIC_AFTER = re.compile(r"\s?(?:[=×÷]|\*\s?\d)|\s\+\s\d")
+_ARITHMETIC_AFTER = re.compile(r"\s?(?:[=×÷]|\*\s?\d)|\s\+\s\d|\s-\s\d+\s?=")  # 84834150134 - 6778576 = ...
 _ARITHMETIC_BEFORE = re.compile(r"(?:[\d)]\s?[=+×*÷]|\b(?:result|sum|product|difference|quotient)\b.{0,30}\b(?:of|is|equals)"
-                                r":?|\bequals)\s*$", re.IGNORECASE | re.DOTALL)
+                                r":?|\bequals)\s*-?$", re.IGNORECASE | re.DOTALL)  # ... = -84827371558
 _DOI = re.compile(r"\b10\.\d{4,9}/\S*$")  # inside a DOI: 10.1053/j.ajkd.2010.06.011
 _TEXT_TO = re.compile(r"\b(?:txt|text|send|reply)\b \S+ to $", re.IGNORECASE)
 # a US ZIP+4 (90210-4321), a Brazilian CEP (89259-565), and a sneaker's style code (314254-003) of the same kind
