@@ -625,8 +625,8 @@ _GLUED_PHONE = re.compile(r"0(?:(?<=[A-Za-z]0)(?:\d{9,12}(?!\d)|\d{2,4}(?: \d{2,
                           r"|(?<=[A-Za-z]-0)\d{9,12}(?![\w\-]|[.:]\d)"  # sms-08718727870, after a phone word only
                           r"|(?<![\w+]0)\d{9,12}(?=[A-Za-z]|\.\d[A-Za-z]))", re.ASCII)  # pa0773 251 295: Shona's "at";
 # 08714342399.2stop: the run, then a word glued to a full stop
-# a trunk-0 number run on into the price or age after it, as SMS spam writes them: 08700621170150p, 0871212025016,
-# 087187262701.50gbp (read against the plans: the number is the part before the price)
+
+
 def _glued_elsewhere(text: str, start: int, end: int) -> bool:
     """Whether a digit run glued to the word before it belongs to something else: a handle, path or URL
     (@s0922917350, x09438234092), a hexadecimal id, or a word and a dash that are no phone word (sms-08718727870 is
@@ -636,6 +636,8 @@ def _glued_elsewhere(text: str, start: int, end: int) -> bool:
     return bool(_HANDLE.search(word) or _in_hex_word(text, start, end) or (word.endswith("-") and not PHONE_CONTEXT.search(word)))
 
 
+# a trunk-0 number run on into the price or age after it, as SMS spam writes them: 08700621170150p, 0871212025016,
+# 087187262701.50gbp (read against the plans: the number is the part before the price)
 _PRICED_PHONE = re.compile(r"0(?<![\d_+]0)\d{9,10}(?=\d{1,3}p(?:pm)?(?![a-z])|\d?\.\d\d ?gbp|1[68](?:\+| ?£|$))",
                            re.ASCII | re.IGNORECASE)
 _CODE_SPACE_NUMBER = re.compile(r"\d{2,3} \d{9,11}")  # a country code without its +, then the national number
@@ -661,12 +663,12 @@ _PHONE = re.compile(
 
 # full-width digits, Latin letters and the signs inside numbers and addresses, read as ASCII; not the full-width
 # punctuation of Chinese and Japanese sentences (，：（）), whose ASCII forms mean other things to the rules
-# line breaks and tabs escaped in a string literal or a JSON dump: read as the blanks they stand for, two
-# characters for two ("666444555\\n666-444-555", "list:\\na@d.co\\nb@d.co")
-_ESCAPED_BREAKS = re.compile(r"(?:\\[nrt])+")
 _FULL_WIDTH = re.compile(r"[０-９＠]")
 _TO_ASCII = {ord(ch): ord(ch) - 0xFEE0 for ch in "０１２３４５６７８９＋－＠．＿"
              + "".join(map(chr, range(0xFF21, 0xFF3B))) + "".join(map(chr, range(0xFF41, 0xFF5B)))}
+# line breaks and tabs escaped in a string literal or a JSON dump: read as the blanks they stand for, two
+# characters for two ("666444555\\n666-444-555", "list:\\na@d.co\\nb@d.co")
+_ESCAPED_BREAKS = re.compile(r"(?:\\[nrt])+")
 
 
 # English is written around the world and Chinese numbers amid Chinese characters have plans of their own: their
@@ -784,11 +786,9 @@ class PiiDetector:
         own_plans = regions != self.phone_regions  # the plans of the document's language
         local_end = -1  # where the last local number after a phone word ended: 42-67-88 ці 40-69-86
         for m in _PHONE.finditer(text):
-            found = False
-            for span in self._phones(text, *m.span(), regions):
-                found = True
-                yield span
-            if found:
+            spans = list(self._phones(text, *m.span(), regions))
+            yield from spans
+            if spans:
                 continue
             if own_plans and _own_mobile(text, *m.span(), regions):
                 yield m.span()
