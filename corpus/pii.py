@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from itertools import pairwise
@@ -881,14 +882,17 @@ class PiiDetector:
         if "\\" in text:
             text = _ESCAPED_BREAKS.sub(lambda m: " " * len(m.group()), text)
         has_digit = _DIGIT.search(text) is not None
-        taken: list[PiiSpan] = []
+        taken: list[PiiSpan] = []  # disjoint, in order; a candidate need only be checked against its neighbours
+        starts: list[int] = []  # (a scan of all spans taken was quadratic: 8 s for a list of 10,000 numbers)
         for entity in self.entities:
             if not has_digit and entity not in ("SECRET", "URL_CREDENTIALS", "EMAIL"):
                 continue  # every other entity contains digits
             for start, end in self._candidates(entity, text, regions):
-                if all(end <= s.start or start >= s.end for s in taken):
-                    taken.append(PiiSpan(start, end, entity))
-        return sorted(taken, key=lambda s: s.start)
+                at = bisect_right(starts, start)
+                if (at == 0 or taken[at - 1].end <= start) and (at == len(taken) or end <= taken[at].start):
+                    starts.insert(at, start)
+                    taken.insert(at, PiiSpan(start, end, entity))
+        return taken
 
 
 class PiiScrubber(CorpusStep):
