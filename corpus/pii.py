@@ -517,15 +517,19 @@ def _is_dialled_short_number(text: str, start: int, end: int, regions_han: tuple
 
 _HEX_BEFORE = re.compile(r"[0-9a-fA-F]*$")
 _HEX_AFTER = re.compile(r"[0-9a-fA-F]*")
+_HEX_REACH = 64  # how far either side the hexadecimal word is followed: a longer one is a hash or a blob anyway
 
 
 def _in_hex_word(text: str, start: int, end: int) -> bool:
     """Whether text[start:end] lies inside a hexadecimal word of 16 characters or more with a letter in it (a hash
-    or an id: 1afa02df02c908a558b4036e80242fac)."""
-    first = _HEX_BEFORE.search(text, max(0, start - 64), start).start()
-    last = _HEX_AFTER.match(text, end).end()
-    word = text[first:last]
-    return last - first >= 16 and not word.isdigit() and not (first and text[first - 1].isalnum())
+    or an id: 1afa02df02c908a558b4036e80242fac, 0xa9059cbb...), or inside a run of hexadecimal characters longer
+    than `_HEX_REACH` before it (hex-encoded data, whatever precedes it)."""
+    reach = max(0, start - _HEX_REACH)
+    first = _HEX_BEFORE.search(text, reach, start).start()
+    last = _HEX_AFTER.match(text, end, end + _HEX_REACH).end()
+    if last - first < 16 or text[first:last].isdigit():
+        return False
+    return first == reach or not text[first - 1].isalnum() or (first >= 2 and text[first - 2:first] in ("0x", "0X"))
 
 
 # An emergency number (911, 999, 112, 102: libphonenumber's short-number plans) where the words before it call it:

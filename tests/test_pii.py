@@ -186,7 +186,8 @@ def test_what_is_not_pii():
                  # before the dash; a date and a range after phone words; a six-digit number with no phone word
                  "call me.\nGroup 42-67-88", "the call came 3 days later from 42-67-88", "score 42-67-88 in all",
                  "together:\n\n472547338\n+960397912423686\n-------",
-                 "6778576 - 84834150134 = -84827371558", "84834150134 - 6778576 = -84827371558"):  # a subtraction  # too long for the Maldives' plan: a sum
+                 "6778576 - 84834150134 = -84827371558", "84834150134 - 6778576 = -84827371558",  # a subtraction
+                 "input data 0x" + "a0123456789b" * 10):  # hex-encoded data, longer than the window either side  # too long for the Maldives' plan: a sum
         assert detector.find(text) == [], text
     assert phone_valid("0688 777 97 84") and not phone_valid("12345")
 
