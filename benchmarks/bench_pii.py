@@ -80,8 +80,7 @@ def web_records(data: Path, split: str = "test") -> list[dict]:
     labelled = [r for _, r in iter_records(WEB) if r["split"] == split]
     texts = raw_web_texts(data, {r["id"] for r in labelled})
     langid = LanguageIdentifier(LangIdConfig(), ROOT / ".cache" / "bench_pii")  # predict() alone writes nothing
-    labels = {i: dict(zip(("lang", "score"), langid.predict(text), strict=True)) for i, text in texts.items()}
-    return [{**r, "text": texts[r["id"]], "langid": plan_language(labels[r["id"]])} for r in labelled]
+    return [{**r, "text": texts[r["id"]], "langid": plan_language(langid.label(texts[r["id"]]))} for r in labelled]
 
 
 TEXT_GROUPS = ("en", "zh", "other", "fine-tuning en", "fine-tuning zh")  # the tables' first column, in its order

@@ -78,6 +78,10 @@ def script_language(text: str, sample: int = 400) -> str | None:
     return None
 
 
+def _label(lang: str, score: float) -> dict:
+    return {"lang": lang, "score": round(score, 4)}
+
+
 class LanguageIdentifier(CorpusStep):
     """Labels each document with `metadata["langid"] = {"lang", "score"}`; removes those off the allow-list."""
 
@@ -99,9 +103,14 @@ class LanguageIdentifier(CorpusStep):
         labels, scores = self.model.predict(_NEWLINES.sub(" ", text[: self.cfg.max_chars]), k=1)
         return labels[0][len(_LABEL):], min(1.0, float(scores[0]))
 
+    def label(self, text: str) -> dict:
+        """The label this step gives a document, `{"lang", "score"}` (what `document_language` and the pii step's
+        `plan_language` read)."""
+        return _label(*self.predict(text))
+
     def apply(self, doc: Document) -> bool | tuple[bool, str]:
         lang, score = self.predict(doc.text)
-        doc.metadata["langid"] = {"lang": lang, "score": round(score, 4)}
+        doc.metadata["langid"] = _label(lang, score)
         self.count(f"lang/{lang}")
         if self.allow is not None and lang not in self.allow:
             return False, f"language_not_allowed/{lang}"

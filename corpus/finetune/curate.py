@@ -201,15 +201,16 @@ def curate(inputs: list[str | Path], output: str | Path, config: CurateConfig | 
     items, rejects = read_items(inputs, cfg.format)
     scrubber = PiiScrubber(cfg.pii, out) if cfg.pii.enabled else None
     scorers = _Scorers()
-    identify = LanguageIdentifier(LangIdConfig(), out).predict
+    identify = LanguageIdentifier(LangIdConfig(), out).label
     pii_counts: Counter = Counter()
     for item in tqdm(items, desc="curate", unit="record", disable=not progress):
-        lang, score = identify(prompt_text(item.turns) or "\n".join(t.text for t in item.turns))
-        item.language = lang
+        label = identify(prompt_text(item.turns) or "\n".join(t.text for t in item.turns))
+        item.language = label["lang"]
         if scrubber:
             scrubbed = []
-            for t in item.turns:  # phone numbers checked against the plans of the record's language, as `pii` does
-                text, counts = scrubber.scrub(t.text, plan_language({"lang": lang, "score": score}))
+            lang = plan_language(label)  # phone numbers checked against the plans of its language, as `pii` does
+            for t in item.turns:
+                text, counts = scrubber.scrub(t.text, lang)
                 if counts:
                     set_text(item.record, t.path, text)
                     pii_counts.update(counts)

@@ -52,8 +52,7 @@ def _language() -> LanguageIdentifier:
 def pii_counts(text: str) -> Counter:
     """How many items of each PII type the `pii` detectors find in a reply, its phone numbers checked against the
     plans of its language as the `pii` step checks a document's."""
-    lang, score = _language().predict(text)
-    return Counter(span.entity for span in _pii().find(text, plan_language({"lang": lang, "score": score})))
+    return Counter(span.entity for span in _pii().find(text, plan_language(_language().label(text))))
 
 
 def _common(reply: str) -> dict[str, float]:
